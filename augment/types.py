@@ -1,0 +1,156 @@
+"""Data that crosses stage boundaries in ``augment/``: script → rendered segments → timeline →
+stereo dialogue → tokens. Each stage is a pure function between these types; I/O stays in the
+pipeline and the writers.
+
+Channel convention (Kyutai moshi-finetune, J-Moshi): channel 0 = the model's speaker ("main"),
+channel 1 = the user ("other").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Seconds = float
+
+SAMPLE_RATE = 24_000  # Mimi's sample rate; every rendered signal is converted to it
+FRAME_RATE = 12.5  # Mimi frames per second (80 ms)
+MAIN, OTHER = 0, 1  # channel indices
+
+SegmentKind = Literal["speech", "backchannel"]
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of the spoken script (a UniDic short unit, or a filler/aizuchi)."""
+
+    surface: str  # written form, as it appears in alignments and text tokens
+    reading: str  # katakana pronunciation
+    morae: int
+    pos: str = ""  # UniDic part of speech, e.g. "助詞-終助詞"; "フィラー" for inserted fillers
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech rendered by a single TTS call: a sentence of a turn, or an aizuchi.
+
+    ``turn`` is the index of the script turn it belongs to; for a backchannel it is the index of
+    the *partner's* turn it responds to, and ``anchor`` says after which word of which sentence of
+    that turn it is invited (a clause boundary or a sentence-final particle).
+    """
+
+    speaker: str
+    words: tuple[Word, ...]
+    kind: SegmentKind
+    turn: int
+    sentence: int = 0  # index of the sentence inside its turn (speech segments)
+    anchor: tuple[int, int] | None = None  # (sentence index, word index) in the partner's turn
+
+    @property
+    def text(self) -> str:
+        return "".join(w.surface for w in self.words)
+
+    @property
+    def morae(self) -> int:
+        return sum(w.morae for w in self.words)
+
+
+@dataclass(frozen=True)
+class SpokenScript:
+    """A dialogue made speakable: normalised, split into sentences and words, with fillers and the
+    listeners' backchannels added. ``segments`` lists speech in turn order; backchannels follow."""
+
+    dialogue_id: str
+    corpus: str
+    speakers: tuple[str, ...]  # corpus speaker labels in order of first appearance
+    segments: tuple[Segment, ...]
+    skipped: tuple[str, ...] = ()  # reasons for turns dropped by normalisation (counted in reports)
+    source_text: tuple[tuple[str, str], ...] = ()  # original (speaker, text) turns, for reports
+
+    @property
+    def speech(self) -> list[Segment]:
+        return [s for s in self.segments if s.kind == "speech"]
+
+    @property
+    def backchannels(self) -> list[Segment]:
+        return [s for s in self.segments if s.kind == "backchannel"]
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """A word and its time span in seconds (relative to its segment or to the dialogue)."""
+
+    word: str
+    start: Seconds
+    end: Seconds
+
+
+@dataclass(frozen=True)
+class RenderedSegment:
+    """A segment's mono audio at :data:`SAMPLE_RATE` (float32) and its word timings, relative to
+    the segment start. ``words`` has one entry per script word, in order."""
+
+    audio: np.ndarray
+    words: tuple[WordTiming, ...]
+
+    @property
+    def duration(self) -> Seconds:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the planner puts one segment: the mixing analogue of lhotse's ``MixTrack``."""
+
+    segment: int  # index into ``SpokenScript.segments``
+    channel: int  # MAIN or OTHER
+    offset: Seconds  # start time in the dialogue
+
+
+@dataclass(frozen=True)
+class Timeline:
+    placements: tuple[Placement, ...]
+    duration: Seconds
+    main_speaker: str  # corpus speaker label rendered on channel 0
+    events: dict[str, int] = field(default_factory=dict)  # planned counts: overlaps, backchannels, ...
+
+
+@dataclass(frozen=True)
+class AlignedWord:
+    word: str
+    start: Seconds
+    end: Seconds
+    channel: int
+
+
+@dataclass
+class RenderedDialogue:
+    """Stereo 24 kHz audio with word alignments per channel: what every writer consumes."""
+
+    id: str  # unique per rendering (dialogue id + which speaker is main)
+    dialogue_id: str
+    corpus: str
+    audio: np.ndarray  # float32 [2, num_samples]; channel 0 = main (model), 1 = other (user)
+    words: tuple[AlignedWord, ...]  # both channels, sorted by start
+    speaker_map: dict[str, str]  # {"main": corpus label, "other": corpus label}
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> Seconds:
+        return self.audio.shape[-1] / SAMPLE_RATE
+
+    def channel_words(self, channel: int) -> list[AlignedWord]:
+        return [w for w in self.words if w.channel == channel]
+
+
+@dataclass
+class TokenizedDialogue:
+    """Moshi's view of a dialogue on the 12.5 Hz grid."""
+
+    id: str
+    codes: np.ndarray  # int16 [2, n_q, T]: Mimi codes, channel 0 = main
+    text: np.ndarray  # int32 [2, T]: text tokens per channel (padding/end-of-padding conventions)
+    duration: Seconds
+    meta: dict[str, Any] = field(default_factory=dict)  # ids, speaker map, corpus, dialogue id

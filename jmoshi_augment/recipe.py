@@ -1,0 +1,268 @@
+"""Recipe schema: one flat YAML file declares a whole ``synth`` run.
+
+Unknown keys and wrong types are errors (reported with the key path and YAML line). Relative paths
+are resolved against the recipe file's folder. Numbers that are modelling choices carry a comment
+with their source; see also ``recipes/*.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jmoshi_augment.errors import JmoshiError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------- corpus
+class CorpusFilters(_Section):
+    min_turns: int = Field(2, ge=1, description="Drop dialogues with fewer turns.")
+    max_turns: Optional[int] = Field(None, ge=1, description="Keep only the first N turns.")
+    ids: Optional[list[str]] = Field(None, description="Keep only these dialogue ids.")
+
+
+class CorpusConfig(_Section):
+    name: str = Field(..., description="Corpus loader name (`jmoshi-augment corpora list`).")
+    path: str = Field(..., description="Corpus file/folder as published, or builtin:sample.")
+    limit: Optional[int] = Field(None, ge=1, description="Stop after N dialogues.")
+    filters: CorpusFilters = CorpusFilters()
+
+
+# -------------------------------------------------------------------------------------- rewrite
+class RewriteConfig(_Section):
+    backend: Literal["none", "llm"] = "none"
+
+
+# --------------------------------------------------------------------------------------- script
+class ScriptConfig(_Section):
+    # Fillers: 40-65 % of sentences in free dialogue hold one (Murakami et al. 1995); エー, アノー,
+    # マー are the most frequent (Watanabe & Shirahata 2019, CSJ). We add fewer, since the corpus
+    # text is already conversational and the TTS renders fillers less naturally than people.
+    filler_rate: float = Field(0.25, ge=0, le=1, description="Probability that a sentence opens with a filler.")
+    fillers: list[str] = ["えー", "えっと", "あの", "まあ", "うーん"]
+    # Backchannels: Japanese listeners give aizuchi far more often than Americans (Maynard 1986,
+    # White 1989), at clause ends and after sentence-final particles such as ね. The rate is per
+    # eligible boundary inside the partner's turn; 0.6 lands near the human figure of 6.7
+    # backchannel overlaps per minute measured on J-Moshi's resynthesised dialogues (DESIGN.md).
+    backchannel_rate: float = Field(0.6, ge=0, le=1, description="Probability of an aizuchi at an eligible boundary.")
+    backchannels: list[str] = ["うん", "うんうん", "はい", "ええ", "へー", "なるほど", "そうなんだ", "そうですね", "ああ", "ほんと"]
+    max_sentence_chars: int = Field(80, ge=10, description="Longer sentences are split at a comma or word boundary.")
+    max_turn_chars: int = Field(600, ge=20, description="Longer turns are cut at a sentence end (counted as a skip reason).")
+
+
+# --------------------------------------------------------------------------------------- timing
+class TimingConfig(_Section):
+    # Japanese speaker changes centre on 0 ms (Stivers et al. 2009: +7 ms for answers to yes/no
+    # questions; Dingemanse & Liesenfeld 2022: CallFriend Japanese peaks just above 0). J-Moshi's
+    # human reference has 30 % of speaker changes overlapped (DESIGN.md); Heldner & Edlund 2010
+    # report ~40 % in European corpora.
+    overlap_prob: float = Field(0.3, ge=0, le=1, description="Share of speaker changes that overlap.")
+    overlap_median: float = Field(0.25, gt=0, description="Median overlap at a speaker change, s (log-normal).")
+    overlap_max: float = Field(0.8, gt=0, description="Never overlap more than this, s.")
+    # Switching pauses cluster near 0 s and 0.6 s (Nagaoka et al. 2000); the human reference gap
+    # median is 0.40 s. A two-component log-normal mixture reproduces both modes.
+    gap_short_median: float = Field(0.15, gt=0, description="Median of the short gap mode, s.")
+    gap_long_median: float = Field(0.6, gt=0, description="Median of the long gap mode, s.")
+    gap_long_prob: float = Field(0.45, ge=0, le=1, description="Share of gaps drawn from the long mode.")
+    gap_sigma: float = Field(0.35, gt=0, description="Log-normal sigma of gaps and pauses.")
+    # Pauses inside a turn must exceed the 200 ms IPU threshold to count as separate IPUs; the
+    # human reference has 47 IPUs per minute.
+    pause_median: float = Field(0.35, gt=0, description="Median pause between sentences of one turn, s.")
+    # A backchannel >= 350 ms after the partner's phrase end signals non-understanding (羅希 2016);
+    # onsets are drawn well before that.
+    backchannel_delay_median: float = Field(0.12, gt=0, description="Median delay after the anchor word, s.")
+    backchannel_delay_max: float = Field(0.3, gt=0, description="Latest backchannel onset after the anchor word, s.")
+    interruption_prob: float = Field(0.05, ge=0, le=1, description="Share of speaker changes that cut in early.")
+    interruption_max: float = Field(1.2, gt=0, description="How far before the turn end an interruption may start, s.")
+    lead_in: float = Field(0.3, ge=0, description="Silence before the first word, s.")
+    tail: float = Field(0.5, ge=0, description="Silence after the last word, s.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TimingConfig":
+        if self.backchannel_delay_median > self.backchannel_delay_max:
+            raise ValueError("backchannel_delay_median must not exceed backchannel_delay_max")
+        if self.gap_short_median > self.gap_long_median:
+            raise ValueError("gap_short_median must not exceed gap_long_median")
+        return self
+
+
+# ------------------------------------------------------------------------------------------ tts
+class VoiceConfig(_Section):
+    name: str
+    htsvoice: Optional[str] = Field(None, description="An .htsvoice file; default: the bundled mei_normal voice.")
+    half_tone: float = Field(0.0, ge=-24, le=24, description="Pitch shift in semitones.")
+    speed: float = Field(1.0, gt=0.3, lt=3.0, description="Speaking-rate factor.")
+    gain_db: float = Field(0.0, ge=-30, le=12, description="Extra gain after loudness normalisation.")
+
+
+class TTSConfig(_Section):
+    backend: str = Field("openjtalk", description="TTS backend name (registry in augment/tts).")
+    # Two clearly different voices from the one bundled HTS voice: a lower, slightly slower one and
+    # a higher, faster one. Everyday conversation runs at ~8 morae/s (CEJC); OpenJTalk's default
+    # is slower, hence speed > 1.
+    voices: list[VoiceConfig] = [
+        VoiceConfig(name="low", half_tone=-4.0, speed=1.15),
+        VoiceConfig(name="high", half_tone=2.0, speed=1.25),
+    ]
+    loudness_dbfs: float = Field(-23.0, le=0, description="Per-channel speech RMS target, dBFS.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend-specific options.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TTSConfig":
+        if len(self.voices) < 2:
+            raise ValueError("a dialogue needs at least two voices")
+        return self
+
+
+# -------------------------------------------------------------------------------------- models
+class ModelsConfig(_Section):
+    # Local file paths, or "hf://REPO/FILE" resolved through huggingface_hub (honours HF_HUB_OFFLINE).
+    mimi: Optional[str] = Field(None, description="Mimi weights (tokenizer-e351c8d8-checkpoint125.safetensors).")
+    text_tokenizer: Optional[str] = Field(None, description="SentencePiece model (tokenizer_spm_32k_3.model).")
+    random_weights: bool = Field(False, description="Use a randomly initialised Mimi (tests only; recorded in the manifest).")
+
+
+class TokenizeConfig(_Section):
+    n_q: int = Field(8, ge=1, le=32, description="Mimi codebooks kept.")
+    batch_size: int = Field(8, ge=1, description="Dialogue channels per Mimi forward.")
+    device: str = Field("auto", description="auto, cpu or cuda[:N].")
+    text_padding_id: int = 3
+    end_of_text_padding_id: int = 0
+
+
+# -------------------------------------------------------------------------------------- output
+OutputFormat = Literal["wav", "tar", "jmoshi"]
+
+
+class OutputConfig(_Section):
+    dir: str = Field(..., description="Output folder (created; reruns resume).")
+    formats: list[OutputFormat] = Field(["wav"], description="wav: moshi-finetune wav+json; tar: token shards; jmoshi: nu-dialogue parquet.")
+    shard_size: int = Field(100, ge=1, description="Dialogues per tar/parquet shard.")
+    main_speaker: Literal["first", "second", "both"] = Field(
+        "first", description="Which corpus speaker is channel 0 (the model); both = two renderings."
+    )
+
+
+# --------------------------------------------------------------------------------------- recipe
+class Recipe(_Section):
+    corpus: CorpusConfig
+    rewrite: RewriteConfig = RewriteConfig()
+    script: ScriptConfig = ScriptConfig()
+    timing: TimingConfig = TimingConfig()
+    tts: TTSConfig = TTSConfig()
+    models: ModelsConfig = ModelsConfig()
+    tokenize: TokenizeConfig = TokenizeConfig()
+    output: OutputConfig
+    seed: int = 0
+    workers: int = Field(1, ge=1, description="Worker processes for script + TTS.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Recipe":
+        needs_tokens = {"tar", "jmoshi"} & set(self.output.formats)
+        if needs_tokens and not self.models.random_weights and not (self.models.mimi and self.models.text_tokenizer):
+            raise ValueError(
+                f"output.formats {sorted(needs_tokens)} need models.mimi and models.text_tokenizer "
+                "(or models.random_weights: true for tests)"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False)
+
+
+def _yaml_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node found along ``loc``."""
+    node, line = root, None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            hit = next((v for k, v in node.value if k.value == key), None)
+            if hit is None:
+                # an unknown key: report where it is written
+                hit_key = next((k for k, _ in node.value if k.value == key), None)
+                return hit_key.start_mark.line + 1 if hit_key is not None else line
+            line, node = hit.start_mark.line + 1, hit
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    def fix(p: Any) -> Any:
+        if not isinstance(p, str) or p.startswith(("builtin:", "hf://")) or Path(p).is_absolute():
+            return p
+        return str((base / p).resolve())
+
+    corpus = data.get("corpus")
+    if isinstance(corpus, dict) and "path" in corpus:
+        corpus["path"] = fix(corpus["path"])
+    output = data.get("output")
+    if isinstance(output, dict) and "dir" in output:
+        output["dir"] = fix(output["dir"])
+    models = data.get("models")
+    if isinstance(models, dict):
+        for k in ("mimi", "text_tokenizer"):
+            if k in models:
+                models[k] = fix(models[k])
+    tts = data.get("tts")
+    if isinstance(tts, dict):
+        for v in tts.get("voices") or []:
+            if isinstance(v, dict) and "htsvoice" in v:
+                v["htsvoice"] = fix(v["htsvoice"])
+    return data
+
+
+def parse_recipe(text: str, path: str | Path = "<recipe>", overrides: dict[str, Any] | None = None) -> Recipe:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise JmoshiError(f"not valid YAML: {getattr(e, 'problem', e)}", path=path,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise JmoshiError("a recipe must be a YAML mapping (corpus:, output:, ...)", path=path)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    data = _resolve_paths(data, Path(path).parent if str(path) != "<recipe>" else Path.cwd())
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(k) for k in loc) or None
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in err and err["type"] not in ("value_error",):
+            msg += f" (got {err['input']!r})"
+        more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise JmoshiError(msg + more, path=path, line=_yaml_line(root, loc), key=key) from None
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise JmoshiError("recipe file not found", path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise JmoshiError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
+    return parse_recipe(text, path, overrides)
