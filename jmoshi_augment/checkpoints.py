@@ -1,0 +1,175 @@
+"""Find model files: local paths first, or a Hugging Face repo through ``huggingface_hub``.
+
+A spec is either a local path, ``hf://OWNER/REPO/FILE`` for one file, or (for a whole model) a
+local folder in the J-Moshi layout or a repo id such as ``nu-dialogue/j-moshi-ext``. Hub files are
+downloaded once into the HF cache, exactly as ``python -m moshi.server --hf-repo`` does;
+``HF_HUB_OFFLINE=1`` restricts that to the cache. Every failure names the file and where it
+comes from, before any work starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jmoshi_augment.errors import JmoshiError
+
+if TYPE_CHECKING:  # heavy imports stay lazy
+    import sentencepiece
+    from moshi.models.compression import MimiModel
+    from moshi.models.loaders import CheckpointInfo
+
+logger = logging.getLogger(__name__)
+
+# File names in the J-Moshi / J-Moshi-ext (and Kyutai Moshi) repositories.
+LM_NAME = "model.safetensors"
+MIMI_NAME = "tokenizer-e351c8d8-checkpoint125.safetensors"
+TEXT_TOKENIZER_NAME = "tokenizer_spm_32k_3.model"
+WHERE_FROM = {
+    LM_NAME: "the LM weights of nu-dialogue/j-moshi-ext (or your fine-tuned model)",
+    MIMI_NAME: "the Mimi codec weights in nu-dialogue/j-moshi-ext or kyutai/moshiko-pytorch-bf16",
+    TEXT_TOKENIZER_NAME: "rinna's SentencePiece model shipped in nu-dialogue/j-moshi-ext",
+}
+
+
+def _hub_download(repo: str, filename: str, what: str) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except EntryNotFoundError:
+        raise JmoshiError(f"{what}: the repo has no file {filename!r}", path=f"hf://{repo}/{filename}") from None
+    except RepositoryNotFoundError:
+        raise JmoshiError(f"{what}: no such Hugging Face repo (or it is gated)", path=f"hf://{repo}") from None
+    except LocalEntryNotFoundError:
+        raise JmoshiError(
+            f"{what}: not in the local Hugging Face cache and the hub cannot be reached "
+            "(HF_HUB_OFFLINE=1 or no network); download it once with network access, or pass a local path",
+            path=f"hf://{repo}/{filename}",
+        ) from None
+    except OSError as e:  # network errors surface as OSError subclasses
+        raise JmoshiError(f"{what}: download failed: {e}", path=f"hf://{repo}/{filename}") from None
+
+
+def resolve_file(spec: str | Path, what: str) -> Path:
+    """A local file path or ``hf://OWNER/REPO/FILE`` → an existing local file."""
+    text = str(spec)
+    if text.startswith("hf://"):
+        parts = text[len("hf://"):].split("/")
+        if len(parts) < 3:
+            raise JmoshiError(f"{what}: expected hf://OWNER/REPO/FILE", path=text)
+        return _hub_download("/".join(parts[:2]), "/".join(parts[2:]), what)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        hint = WHERE_FROM.get(path.name, "")
+        raise JmoshiError(f"{what} not found" + (f" (it is {hint})" if hint else ""), path=path)
+    return path
+
+
+def resolve_model(
+    spec: str | Path,
+    *,
+    lm: str | Path | None = None,
+    mimi: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    lora: str | Path | None = None,
+) -> "CheckpointInfo":
+    """A J-Moshi-style model folder or HF repo id → moshi's ``CheckpointInfo``.
+
+    ``config.json`` is optional (J-Moshi's repos have none: the stock Moshi 7B architecture);
+    explicit ``lm``/``mimi``/``tokenizer``/``lora`` paths override the folder's files.
+    """
+    from moshi.models.loaders import CheckpointInfo
+
+    folder = Path(str(spec)).expanduser()
+    if folder.is_dir():
+        def pick(override: Any, name: str, what: str) -> Path:
+            return resolve_file(override if override is not None else folder / name, what)
+
+        config_path = folder / "config.json"
+        raw_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else None
+        lm_config = dict(raw_config) if raw_config else None
+        names = {"moshi_name": LM_NAME, "mimi_name": MIMI_NAME, "tokenizer_name": TEXT_TOKENIZER_NAME}
+        extra: dict[str, Any] = {}
+        if lm_config is not None:
+            for key in names:
+                names[key] = lm_config.pop(key, names[key])
+            for key in ("lm_gen_config", "tts_config", "stt_config", "model_id"):
+                extra[key] = lm_config.pop(key, {})
+            lm_config.pop("model_type", None)
+            lm_config.pop("lora_name", None)
+            lm_config.pop("mimi_config_name", None)
+        return CheckpointInfo(
+            moshi_weights=pick(lm, names["moshi_name"], "LM weights"),
+            mimi_weights=pick(mimi, names["mimi_name"], "Mimi weights"),
+            tokenizer=pick(tokenizer, names["tokenizer_name"], "text tokenizer"),
+            lm_config=lm_config,
+            raw_config=raw_config,
+            lora_weights=resolve_file(lora, "LoRA weights") if lora is not None else None,
+            **extra,
+        )
+    text = str(spec)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise JmoshiError("model not found: expected a model folder or a Hugging Face repo id (OWNER/NAME)", path=text)
+    from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return CheckpointInfo.from_hf_repo(
+            text,
+            moshi_weights=None if lm is None else str(resolve_file(lm, "LM weights")),
+            mimi_weights=None if mimi is None else str(resolve_file(mimi, "Mimi weights")),
+            tokenizer=None if tokenizer is None else str(resolve_file(tokenizer, "text tokenizer")),
+            lora_weights=None if lora is None else str(resolve_file(lora, "LoRA weights")),
+        )
+    except LocalEntryNotFoundError:
+        raise JmoshiError(
+            "not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 or no "
+            "network); download it once with network access, or pass a local model folder",
+            path=f"hf://{text}",
+        ) from None
+    except (HfHubHTTPError, OSError) as e:
+        raise JmoshiError(f"could not fetch the model: {e}", path=f"hf://{text}") from None
+
+
+def load_mimi(spec: str | Path | None, *, device: str = "cpu", num_codebooks: int = 8, random_weights: bool = False) -> "MimiModel":
+    """Mimi from a weights file; ``random_weights=True`` (tests only) builds an untrained one."""
+    from moshi.models.loaders import get_mimi
+
+    if random_weights:
+        logger.warning("using a RANDOMLY INITIALISED Mimi: the codes are meaningless (tests only)")
+        return get_mimi(filename=None, device=device, num_codebooks=num_codebooks)
+    if spec is None:
+        raise JmoshiError(f"no Mimi weights given (models.mimi: the file {MIMI_NAME}, {WHERE_FROM[MIMI_NAME]})")
+    return get_mimi(filename=resolve_file(spec, "Mimi weights"), device=device, num_codebooks=num_codebooks)
+
+
+def load_text_tokenizer(spec: str | Path) -> "sentencepiece.SentencePieceProcessor":
+    import sentencepiece
+
+    path = resolve_file(spec, "text tokenizer")
+    try:
+        return sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except (OSError, RuntimeError) as e:
+        raise JmoshiError(f"not a SentencePiece model: {e}", path=path) from None
+
+
+def file_digest(path: str | Path, *, full_limit: int = 1 << 30) -> str:
+    """sha256 of a model file, recorded next to the data it made. Files over ``full_limit`` bytes
+    (the 15 GB LM) are identified by size plus the hash of their first and last 64 MiB."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= full_limit:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+            return "sha256:" + h.hexdigest()
+        h.update(str(size).encode())
+        h.update(f.read(64 << 20))
+        f.seek(size - (64 << 20))
+        h.update(f.read(64 << 20))
+        return "sha256-partial:" + h.hexdigest()
