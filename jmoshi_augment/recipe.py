@@ -45,13 +45,24 @@ class ScriptConfig(_Section):
     # マー are the most frequent (Watanabe & Shirahata 2019, CSJ). We add fewer, since the corpus
     # text is already conversational and the TTS renders fillers less naturally than people.
     filler_rate: float = Field(0.25, ge=0, le=1, description="Probability that a sentence opens with a filler.")
-    fillers: list[str] = ["えー", "えっと", "あの", "まあ", "うーん"]
+    fillers: dict[str, float] = Field(
+        {"えー": 3, "えっと": 2, "あの": 2, "まあ": 2, "うーん": 1},
+        description="Sentence-initial fillers and their relative weights (その never opens a sentence).",
+    )
     # Backchannels: Japanese listeners give aizuchi far more often than Americans (Maynard 1986,
     # White 1989), at clause ends and after sentence-final particles such as ね. The rate is per
-    # eligible boundary inside the partner's turn; 0.6 lands near the human figure of 6.7
-    # backchannel overlaps per minute measured on J-Moshi's resynthesised dialogues (DESIGN.md).
-    backchannel_rate: float = Field(0.6, ge=0, le=1, description="Probability of an aizuchi at an eligible boundary.")
-    backchannels: list[str] = ["うん", "うんうん", "はい", "ええ", "へー", "なるほど", "そうなんだ", "そうですね", "ああ", "ほんと"]
+    # eligible point inside the partner's turn (see script.backchannel_anchors); the default lands
+    # near the human figure of 6.7 backchannel overlaps per minute measured on J-Moshi's
+    # resynthesised dialogues (DESIGN.md). うん dominates casual talk, はい/ええ polite talk.
+    backchannel_rate: float = Field(0.45, ge=0, le=1, description="Probability of an aizuchi at an eligible point.")
+    backchannels_casual: dict[str, float] = Field(
+        {"うん": 6, "うんうん": 2, "へー": 2, "そうなんだ": 1, "なるほど": 1, "ああ": 1, "ほんと": 1},
+        description="Aizuchi forms (weights) for a listener who speaks casually.",
+    )
+    backchannels_polite: dict[str, float] = Field(
+        {"はい": 5, "ええ": 2, "そうですね": 2, "へー": 1, "なるほど": 1},
+        description="Aizuchi forms (weights) for a listener who uses です/ます.",
+    )
     max_sentence_chars: int = Field(80, ge=10, description="Longer sentences are split at a comma or word boundary.")
     max_turn_chars: int = Field(600, ge=20, description="Longer turns are cut at a sentence end (counted as a skip reason).")
 

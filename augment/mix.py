@@ -1,0 +1,75 @@
+"""Put planned segments on two channels: a pure function of (segment audio, offset, channel)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jmoshi_augment.augment.types import (
+    MAIN,
+    OTHER,
+    SAMPLE_RATE,
+    AlignedWord,
+    RenderedDialogue,
+    RenderedSegment,
+    SpokenScript,
+    Timeline,
+)
+
+PEAK_LIMIT = 0.97  # headroom below full scale after loudness normalisation
+
+
+def speech_rms(audio: np.ndarray, spans: list[tuple[int, int]]) -> float:
+    """RMS over the samples where the channel speaks (silence between turns must not count)."""
+    if not spans:
+        return 0.0
+    power = sum(float(np.square(audio[a:b], dtype=np.float64).sum()) for a, b in spans)
+    n = sum(b - a for a, b in spans)
+    return float(np.sqrt(power / max(n, 1)))
+
+
+def mix(
+    script: SpokenScript,
+    rendered: list[RenderedSegment],
+    timeline: Timeline,
+    *,
+    loudness_dbfs: float,
+    gains_db: tuple[float, float] = (0.0, 0.0),
+) -> RenderedDialogue:
+    """Stereo float32 audio (channel 0 = main) with every word's time in the dialogue.
+
+    Each channel is scaled so its speech RMS hits ``loudness_dbfs`` (plus its voice's gain), then
+    lowered further if that would push a peak past :data:`PEAK_LIMIT`: never clipped.
+    """
+    num_samples = int(round(timeline.duration * SAMPLE_RATE))
+    audio = np.zeros((2, num_samples), dtype=np.float32)
+    spans: dict[int, list[tuple[int, int]]] = {MAIN: [], OTHER: []}
+    words: list[AlignedWord] = []
+    for p in timeline.placements:
+        seg = rendered[p.segment]
+        a = int(round(p.offset * SAMPLE_RATE))
+        b = min(a + len(seg.audio), num_samples)
+        audio[p.channel, a:b] += seg.audio[: b - a]
+        spans[p.channel].append((a, b))
+        words.extend(AlignedWord(w.word, p.offset + w.start, p.offset + w.end, p.channel) for w in seg.words)
+
+    for ch in (MAIN, OTHER):
+        rms = speech_rms(audio[ch], spans[ch])
+        if rms > 0:
+            gain = 10 ** ((loudness_dbfs + gains_db[ch]) / 20) / rms
+            peak = float(np.abs(audio[ch]).max()) * gain
+            if peak > PEAK_LIMIT:
+                gain *= PEAK_LIMIT / peak
+            audio[ch] *= gain
+
+    main = timeline.main_speaker
+    other = next((s for s in script.speakers if s != main), "")
+    words.sort(key=lambda w: (w.start, w.channel))
+    return RenderedDialogue(
+        id=f"{script.dialogue_id}-main{main}",
+        dialogue_id=script.dialogue_id,
+        corpus=script.corpus,
+        audio=audio,
+        words=tuple(words),
+        speaker_map={"main": main, "other": other},
+        meta={"planned": dict(timeline.events), "skipped": list(script.skipped)},
+    )

@@ -1,0 +1,111 @@
+"""Turn-taking planner: where each rendered segment starts, on which channel.
+
+Planning happens after rendering because OpenJTalk decides how long a sentence lasts; the planner
+only needs each segment's duration and word timings, so it stays a pure function of
+(script, rendered segments, options, random generator). Distributions and their sources are in
+:class:`~jmoshi_augment.recipe.TimingConfig`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from jmoshi_augment.augment.types import MAIN, OTHER, Placement, RenderedSegment, Seconds, SpokenScript, Timeline
+from jmoshi_augment.recipe import TimingConfig
+
+MIN_PAUSE = 0.2  # a pause shorter than the 200 ms IPU threshold would merge two sentences into one IPU
+MIN_GAP = 0.02
+BACKCHANNEL_CLEARANCE = 0.15  # keep a listener's aizuchi this far from their own speech
+
+
+def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
+    return float(median * np.exp(sigma * rng.standard_normal()))
+
+
+def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration: Seconds) -> tuple[str, Seconds]:
+    """Floor-transfer offset of a speaker change: negative = overlap, positive = gap."""
+    u = rng.random()
+    if u < cfg.interruption_prob:
+        # cut in well before the end, but never before the previous speaker has said something
+        depth = float(rng.uniform(0.5 * cfg.interruption_max, cfg.interruption_max))
+        return "interruption", -min(depth, 0.6 * prev_duration)
+    if u < cfg.interruption_prob + cfg.overlap_prob:
+        depth = min(_lognormal(rng, cfg.overlap_median, cfg.gap_sigma), cfg.overlap_max)
+        return "overlap", -min(depth, 0.4 * prev_duration)
+    median = cfg.gap_long_median if rng.random() < cfg.gap_long_prob else cfg.gap_short_median
+    return "gap", max(MIN_GAP, _lognormal(rng, median, cfg.gap_sigma))
+
+
+def plan_timeline(
+    script: SpokenScript,
+    rendered: list[RenderedSegment],
+    cfg: TimingConfig,
+    main_speaker: str,
+    rng: np.random.Generator,
+) -> Timeline:
+    """Place speech segments in order (pauses within a turn, sampled offsets at speaker changes),
+    then each backchannel shortly after its anchor word in the partner's speech, inside the
+    partner's turn. Backchannels that would collide with the listener's own speech are dropped
+    and counted."""
+    channel_of = {s: (MAIN if s == main_speaker else OTHER) for s in script.speakers}
+    events: Counter = Counter()
+    placements: list[Placement] = []
+    start_of: dict[int, Seconds] = {}
+    busy: dict[int, list[tuple[Seconds, Seconds]]] = {MAIN: [], OTHER: []}
+
+    prev_end: Seconds = cfg.lead_in
+    prev, prev_dur = None, 0.0  # previous placed speech segment
+    for i, seg in enumerate(script.segments):
+        if seg.kind != "speech" or rendered[i].duration == 0:
+            continue
+        dur = rendered[i].duration
+        ch = channel_of[seg.speaker]
+        if prev is None:
+            start = cfg.lead_in
+        elif prev.speaker == seg.speaker:
+            start = prev_end + max(MIN_PAUSE, _lognormal(rng, cfg.pause_median, cfg.gap_sigma))
+            events["pauses"] += 1
+        else:
+            kind, offset = sample_transition(rng, cfg, prev_dur)
+            start = prev_end + offset
+            events[kind + "s"] += 1
+            events["speaker_changes"] += 1
+        if busy[ch]:  # a channel never talks over itself
+            start = max(start, busy[ch][-1][1] + MIN_PAUSE)
+        placements.append(Placement(i, ch, start))
+        start_of[i] = start
+        busy[ch].append((start, start + dur))
+        prev_end = max(prev_end, start + dur)  # the floor is free once everyone so far has finished
+        prev, prev_dur = seg, dur
+
+    # index speech segments by (turn, sentence) to find each backchannel's anchor word
+    where = {(s.turn, s.sentence): i for i, s in enumerate(script.segments) if s.kind == "speech" and i in start_of}
+    turn_sentences: dict[int, list[int]] = {}
+    for (turn, sentence), i in sorted(where.items()):
+        turn_sentences.setdefault(turn, []).append(i)
+    for i, seg in enumerate(script.segments):
+        if seg.kind != "backchannel" or rendered[i].duration == 0 or seg.anchor is None:
+            continue
+        si, wi = seg.anchor
+        host = where.get((seg.turn, si))
+        if host is None or wi >= len(rendered[host].words):
+            events["backchannels_dropped"] += 1
+            continue
+        anchor_end = start_of[host] + rendered[host].words[wi].end
+        delay = min(_lognormal(rng, cfg.backchannel_delay_median, cfg.gap_sigma), cfg.backchannel_delay_max)
+        start = anchor_end + delay
+        end = start + rendered[i].duration
+        ch = channel_of[seg.speaker]
+        if any(s - BACKCHANNEL_CLEARANCE < end and start < e + BACKCHANNEL_CLEARANCE for s, e in busy[ch]):
+            events["backchannels_dropped"] += 1
+            continue
+        placements.append(Placement(i, ch, start))
+        busy[ch].append((start, end))
+        busy[ch].sort()
+        events["backchannels"] += 1
+
+    duration = max((p.offset + rendered[p.segment].duration for p in placements), default=0.0) + cfg.tail
+    placements.sort(key=lambda p: (p.offset, p.channel))
+    return Timeline(tuple(placements), duration, main_speaker, dict(events))
