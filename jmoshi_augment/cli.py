@@ -109,9 +109,87 @@ def recipe_check(
 
 
 # ------------------------------------------------------------------------------------------ synth
-# (synth command: see augment/pipeline.py)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise JmoshiError(f"--set expects KEY=VALUE (e.g. corpus.limit=10), got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def synth(
+    recipe_path: Path = typer.Argument(..., metavar="RECIPE", help="Recipe YAML (see recipes/)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Worker processes (overrides the recipe)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Stop after N dialogues (overrides corpus.limit)."),
+    corpus_path: Optional[str] = typer.Option(None, "--corpus-path", help="Corpus file/folder (overrides corpus.path)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides output.dir)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override any recipe key: --set timing.overlap_prob=0.4"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run a whole recipe: corpus → spoken script → turn-taking plan → two-voice TTS → stereo wav +
+    alignments (+ Mimi/text tokens and shards), then write the run report. Reruns resume."""
+    from jmoshi_augment.augment.pipeline import run_synth
+    from jmoshi_augment.recipe import load_recipe
+
+    sets = _parse_overrides(overrides)
+    if workers is not None:
+        sets["workers"] = workers
+    if limit is not None:
+        sets["corpus.limit"] = limit
+    if corpus_path is not None:
+        sets["corpus.path"] = str(Path(corpus_path).resolve()) if not corpus_path.startswith("builtin:") else corpus_path
+    if out is not None:
+        sets["output.dir"] = str(out.resolve())
+    recipe = load_recipe(recipe_path, sets)
+    summary = run_synth(recipe, progress=not quiet)
+    r = summary.report
+    typer.echo(
+        f"{summary.out_dir}: {r['renderings']} dialogues rendered ({r['hours'] * 60:.1f} min of audio), "
+        f"{len(r['rejected'])} rejected, {summary.units_resumed} units resumed from an earlier run"
+    )
+    tt = r.get("turn_taking") or {}
+    if tt:
+        typer.echo("turn-taking: " + ", ".join(f"{k} {v:.3g}" for k, v in tt.items() if isinstance(v, (int, float))))
 
 # ------------------------------------------------------------------------------------------ stats
+
+
+@app.command("stats")
+def stats_cmd(
+    paths: list[Path] = typer.Argument(..., help="Stereo wavs, folders of them (recursive) or data.jsonl manifests."),
+    compare: Optional[list[Path]] = typer.Option(
+        None, "--compare", help="Another set to compare with (repeatable; each a file, folder or manifest)."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write stats.md/.csv/.json and PNG plots here."),
+    name: str = typer.Option("data", "--name", help="Label of the PATH set in tables and plots."),
+) -> None:
+    """Turn-taking statistics (IPUs, pauses, gaps, overlaps, backchannels) of stereo dialogue audio,
+    next to the human reference; channel 0 = main, 1 = other."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from jmoshi_augment.augment.stats import analyze_paths, summarize, write_stats_report
+    from jmoshi_augment.augment.stats_report import summary_rows
+
+    sets = {name: list(analyze_paths(paths))}
+    for other in compare or []:
+        label = other.name if other.name not in sets else str(other)
+        sets[label] = list(analyze_paths([other]))
+    table = Table("metric", *sets, "human reference")
+    for row in summary_rows({n: summarize(s) for n, s in sets.items()}):
+        table.add_row(*row)
+    Console(width=160).print(table)
+    if out is not None:
+        md = write_stats_report(out, sets[name], {n: s for n, s in sets.items() if n != name}, name=name)
+        typer.echo(f"wrote {md}", err=True)
+
 
 # ----------------------------------------------------------------------------------------- shards
 
@@ -131,3 +209,7 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

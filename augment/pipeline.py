@@ -1,0 +1,372 @@
+"""Run a recipe: corpus → (rewrite) → script → TTS → plan → mix → writers, then the report.
+
+Work is cut into *units*: unit k is the k-th run of ``output.shard_size`` dialogues of the
+(filtered) corpus, and becomes exactly one shard of each token format. A unit is finished when its
+record ``units/unit-K.json`` exists (written last, atomically), so a killed run resumes at the
+first unfinished unit and redoes it whole; every random draw is seeded from (recipe seed, dialogue
+id), so the resumed output is identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from jmoshi_augment.augment.mix import mix
+from jmoshi_augment.augment.script import make_script
+from jmoshi_augment.augment.timing import plan_timeline
+from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment
+from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
+from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.io import atomic_write_text
+from jmoshi_augment.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+UNITS_DIR = "units"
+TOKEN_FORMATS = {"tar", "jmoshi"}
+
+
+# ------------------------------------------------------------------------------ one dialogue
+
+
+def dialogue_rng(seed: int, key: str) -> np.random.Generator:
+    """Independent of processing order and worker count: seeded by (recipe seed, key)."""
+    digest = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng([seed, digest])
+
+
+def main_speakers(speakers: tuple[str, ...], mode: str) -> list[str]:
+    return {"first": [speakers[0]], "second": [speakers[1]], "both": list(speakers)}[mode]
+
+
+@dataclass
+class DialogueResult:
+    dialogue_id: str
+    renderings: list[RenderedDialogue] = field(default_factory=list)
+    rejected: str | None = None
+    skips: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: Any) -> DialogueResult:
+    """Everything CPU-bound for one dialogue; returns one rendering per main-speaker choice."""
+    result = DialogueResult(dialogue.id)
+    t0 = time.perf_counter()
+    rng = dialogue_rng(recipe.seed, dialogue.id)
+    script = make_script(dialogue, recipe.script, rng)
+    result.skips = list(script.skipped)
+    t1 = time.perf_counter()
+    result.seconds["script"] = t1 - t0
+    if len(script.speakers) != 2:
+        result.rejected = f"needs exactly 2 speakers after normalisation, has {len(script.speakers)}"
+        return result
+
+    voice_idx = rng.choice(len(recipe.tts.voices), size=2, replace=False)
+    voices = {spk: recipe.tts.voices[int(i)] for spk, i in zip(script.speakers, voice_idx)}
+    rendered: list[RenderedSegment | None] = [None] * len(script.segments)
+    for speaker, voice in voices.items():
+        idx = [i for i, s in enumerate(script.segments) if s.speaker == speaker]
+        for i, r in zip(idx, backend.render([script.segments[i] for i in idx], voice)):
+            rendered[i] = r
+    t2 = time.perf_counter()
+    result.seconds["tts"] = t2 - t1
+    if not any(r.duration > 0 for r, s in zip(rendered, script.segments) if s.kind == "speech"):
+        result.rejected = "no speech could be rendered"
+        return result
+
+    for main in main_speakers(script.speakers, recipe.output.main_speaker):
+        timeline = plan_timeline(script, rendered, recipe.timing, main, dialogue_rng(recipe.seed, f"{dialogue.id}/{main}"))
+        other = next(s for s in script.speakers if s != main)
+        out = mix(script, rendered, timeline, loudness_dbfs=recipe.tts.loudness_dbfs,
+                  gains_db=(voices[main].gain_db, voices[other].gain_db))
+        out.meta.update(
+            voices={"main": voices[main].name, "other": voices[other].name},
+            source=[list(t) for t in script.source_text],
+            script=[[s.speaker, s.kind, s.text] for s in script.segments],
+            dialogue_meta=dialogue.meta,
+        )
+        result.renderings.append(out)
+    result.seconds["plan_mix"] = time.perf_counter() - t2
+    return result
+
+
+# ------------------------------------------------------------------------- worker processes
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(recipe_json: str) -> None:
+    from jmoshi_augment.augment.tts import get_backend
+
+    recipe = Recipe.model_validate_json(recipe_json)
+    _worker["recipe"] = recipe
+    _worker["backend"] = get_backend(recipe.tts.backend, **recipe.tts.options)
+
+
+def _work(dialogue: Dialogue) -> DialogueResult:
+    try:
+        return synthesize_dialogue(dialogue, _worker["recipe"], _worker["backend"])
+    except JmoshiError:
+        raise
+    except Exception as e:  # one bad dialogue must not kill a 600-hour run; it is reported
+        logger.exception("dialogue %s failed", dialogue.id)
+        return DialogueResult(dialogue.id, rejected=f"error: {type(e).__name__}: {e}")
+
+
+# ----------------------------------------------------------------------------------- the run
+
+
+def filtered_dialogues(recipe: Recipe, report: LoadReport, counts: Counter) -> Iterator[Dialogue]:
+    c = recipe.corpus
+    wanted = set(c.filters.ids) if c.filters.ids else None
+    source = load_corpus(c.name, c.path, report=report)
+    n = 0
+    for d in source:
+        if wanted is not None and d.id not in wanted:
+            continue
+        if c.filters.max_turns is not None and len(d.turns) > c.filters.max_turns:
+            d = d.with_turns(d.turns[: c.filters.max_turns])
+        if len(d.turns) < c.filters.min_turns:
+            counts["fewer than min_turns"] += 1
+            continue
+        yield d
+        n += 1
+        if c.limit is not None and n >= c.limit:
+            return
+
+
+def _chunks(items: Iterable[Dialogue], size: int) -> Iterator[list[Dialogue]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def unit_path(out_dir: Path, k: int) -> Path:
+    return out_dir / UNITS_DIR / f"unit-{k:05d}.json"
+
+
+def _check_output_dir(out_dir: Path, recipe: Recipe) -> None:
+    """Refuse to resume into a folder made by a different recipe: the outputs would not match."""
+    saved = out_dir / "recipe.json"
+    current = json.dumps(recipe.to_dict(), sort_keys=True, ensure_ascii=False)
+    if saved.exists():
+        if json.loads(saved.read_text(encoding="utf-8")) != json.loads(current):
+            raise JmoshiError(
+                "holds the output of a different recipe; choose another output.dir or delete this one",
+                path=out_dir,
+            )
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, current)
+        atomic_write_text(out_dir / "recipe.yaml", recipe.to_yaml())
+
+
+class TokenStage:
+    """Mimi + SentencePiece and the token writers, created only when a token format is asked for."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        from jmoshi_augment.augment.tokenize import MimiEncoder
+        from jmoshi_augment.checkpoints import load_mimi, load_text_tokenizer
+
+        self.recipe = recipe
+        m, t = recipe.models, recipe.tokenize
+        device = t.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if m.text_tokenizer is None:
+            raise JmoshiError("models.text_tokenizer is required for token formats", key="models.text_tokenizer")
+        self.sp = load_text_tokenizer(m.text_tokenizer)
+        mimi = load_mimi(m.mimi, device=device, num_codebooks=t.n_q, random_weights=m.random_weights)
+        self.encoder = MimiEncoder(mimi, n_q=t.n_q, batch_size=t.batch_size, device=device)
+
+    def write(self, out_dir: Path, k: int, renderings: list[RenderedDialogue]) -> dict[str, Any]:
+        from jmoshi_augment.augment.tokenize import tokenize_dialogues
+
+        tokens = tokenize_dialogues(renderings, self.encoder, self.sp, self.recipe.tokenize)
+        formats = self.recipe.output.formats
+        if "tar" in formats:
+            from jmoshi_augment.augment.shards import write_tar_shard
+
+            write_tar_shard(out_dir / "shards" / f"shard-{k:05d}.tar", tokens)
+        if "jmoshi" in formats:
+            from jmoshi_augment.augment.jmoshi_format import write_jmoshi_parquet
+
+            write_jmoshi_parquet(out_dir / "jmoshi" / "parquet" / f"unit-{k:05d}.parquet", tokens)
+        return {t.id: int(t.meta.get("dropped_tokens", 0)) for t in tokens}
+
+
+@dataclass
+class SynthSummary:
+    out_dir: Path
+    units_done: int
+    units_resumed: int
+    report: dict[str, Any]
+
+
+def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
+    """Run every stage of ``recipe``; resumable. Returns the run report (also written to disk)."""
+    from tqdm import tqdm
+
+    out_dir = Path(recipe.output.dir)
+    _check_output_dir(out_dir, recipe)
+    formats = set(recipe.output.formats)
+    tokens = TokenStage(recipe) if formats & TOKEN_FORMATS else None  # fail on missing models first
+
+    load_report, filter_counts = LoadReport(), Counter()
+    dialogues = filtered_dialogues(recipe, load_report, filter_counts)
+    todo: list[tuple[int, list[Dialogue]]] = []
+    resumed = 0
+    t_start = time.perf_counter()
+
+    def pending() -> Iterator[Dialogue]:
+        nonlocal resumed
+        for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
+            if unit_path(out_dir, k).exists():
+                resumed += 1
+                continue
+            todo.append((k, chunk))
+            yield from chunk
+
+    ctx = mp.get_context("spawn")  # fork after torch/OpenJTalk initialisation is unsafe
+    recipe_json = recipe.model_dump_json()
+    pool = ctx.Pool(recipe.workers, initializer=_init_worker, initargs=(recipe_json,)) if recipe.workers > 1 else None
+    if pool is None:
+        _init_worker(recipe_json)
+    results_iter = pool.imap(_work, pending(), chunksize=1) if pool else map(_work, pending())
+    bar = tqdm(total=recipe.corpus.limit, unit="dlg", desc="synth", disable=not progress)
+    done_units = 0
+    try:
+        buffer: list[DialogueResult] = []
+        for result in results_iter:
+            buffer.append(result)
+            bar.update(1)
+            k, chunk = todo[0]
+            if len(buffer) == len(chunk):
+                _finish_unit(out_dir, k, chunk, buffer, formats, tokens)
+                todo.pop(0)
+                buffer = []
+                done_units += 1
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
+    return SynthSummary(out_dir, done_units, resumed, report)
+
+
+def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
+                 formats: set[str], tokens: TokenStage | None) -> None:
+    from jmoshi_augment.augment.stats import analyze
+    from jmoshi_augment.augment.types import SAMPLE_RATE
+    from jmoshi_augment.augment.wav_format import write_wav_dialogue
+
+    t0 = time.perf_counter()
+    renderings = [r for res in results for r in res.renderings]
+    entries = []
+    for r in renderings:
+        if "wav" in formats:
+            write_wav_dialogue(out_dir, r)
+        if "jmoshi" in formats:
+            from jmoshi_augment.augment.jmoshi_format import write_jmoshi_dialogue
+
+            write_jmoshi_dialogue(out_dir / "jmoshi", r)
+        entries.append({
+            "id": r.id,
+            "dialogue_id": r.dialogue_id,
+            "corpus": r.corpus,
+            "duration": round(r.duration, 3),
+            "speaker_map": r.speaker_map,
+            "turns": sum(1 for s in r.meta["script"] if s[1] == "speech"),
+            "planned": r.meta["planned"],
+            "voices": r.meta["voices"],
+            "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
+        })
+    seconds = Counter()
+    for res in results:
+        seconds.update(res.seconds)
+    seconds["write"] = time.perf_counter() - t0
+    if tokens is not None and renderings:
+        t1 = time.perf_counter()
+        dropped = tokens.write(out_dir, k, renderings)
+        seconds["tokenize"] = time.perf_counter() - t1
+        for e in entries:
+            e["dropped_tokens"] = dropped.get(e["id"], 0)
+    record = {
+        "unit": k,
+        "dialogues": [d.id for d in chunk],
+        "renderings": entries,
+        "rejected": {res.dialogue_id: res.rejected for res in results if res.rejected},
+        "skips": dict(Counter(s for res in results for s in res.skips)),
+        "seconds": {k2: round(v, 3) for k2, v in seconds.items()},
+    }
+    atomic_write_text(unit_path(out_dir, k), json.dumps(record, ensure_ascii=False, indent=1))
+
+
+def read_units(out_dir: Path) -> list[dict[str, Any]]:
+    records = []
+    for p in sorted((out_dir / UNITS_DIR).glob("unit-*.json")):
+        records.append(json.loads(p.read_text(encoding="utf-8")))
+    return records
+
+
+def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
+                 wall_seconds: float) -> dict[str, Any]:
+    """Manifest + report from the unit records, so a resumed run reports the whole output."""
+    from jmoshi_augment.augment.stats import DialogueStats, summarize, write_stats_report
+    from jmoshi_augment.augment.wav_format import manifest_entry, write_manifest
+
+    units = read_units(out_dir)
+    renderings = [e for u in units for e in u["renderings"]]
+    if "wav" in recipe.output.formats:
+        write_manifest(out_dir, (manifest_entry(e["id"], e["duration"]) for e in renderings))
+    if "jmoshi" in recipe.output.formats:
+        from jmoshi_augment.augment.jmoshi_format import finalize_parquet_names
+
+        finalize_parquet_names(out_dir / "jmoshi" / "parquet")
+    planned, seconds, skips, rejected = Counter(), Counter(), Counter(), {}
+    for u in units:
+        seconds.update(u["seconds"])
+        skips.update(u["skips"])
+        rejected.update(u["rejected"])
+    for e in renderings:
+        planned.update(e["planned"])
+    stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
+    total = sum(e["duration"] for e in renderings)
+    report = {
+        "recipe": recipe.output.dir,
+        "dialogues": sum(len(u["dialogues"]) for u in units),
+        "renderings": len(renderings),
+        "hours": round(total / 3600, 4),
+        "seconds_of_audio": round(total, 2),
+        "turns": sum(e["turns"] for e in renderings),
+        "planned_events": dict(planned),
+        "rejected": rejected,
+        "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
+        "skipped_turns": dict(skips),
+        "skipped_corpus_rows": dict(load_report.skipped),
+        "filtered": dict(filter_counts),
+        "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),
+        "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "wall_seconds_this_run": round(wall_seconds, 2),
+        "turn_taking": summarize(stats) if stats else {},
+        "random_weights": recipe.models.random_weights,
+    }
+    atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1))
+    if stats:
+        write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
+    return report
