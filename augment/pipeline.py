@@ -172,6 +172,29 @@ def _check_output_dir(out_dir: Path, recipe: Recipe) -> None:
         atomic_write_text(out_dir / "recipe.yaml", recipe.to_yaml())
 
 
+def _describe_file(spec: str | None, what: str) -> dict[str, str]:
+    from jmoshi_augment.checkpoints import file_digest, resolve_file
+
+    path = resolve_file(spec, what)
+    return {"spec": str(spec), "path": str(path), "digest": file_digest(path)}
+
+
+def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
+    """Every model/voice file the run used, with hashes: stored next to the data it made."""
+    files: dict[str, Any] = dict(tokens.files) if tokens is not None else {}
+    files["voices"] = {
+        v.name: (_describe_file(v.htsvoice, "HTS voice") if v.htsvoice else "bundled mei_normal.htsvoice")
+        for v in recipe.tts.voices
+    }
+    try:
+        from importlib.metadata import version
+
+        files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch")}
+    except Exception:  # a package missing from the metadata is not worth failing a run
+        pass
+    return files
+
+
 class TokenStage:
     """Mimi + SentencePiece and the token writers, created only when a token format is asked for."""
 
@@ -191,6 +214,10 @@ class TokenStage:
         self.sp = load_text_tokenizer(m.text_tokenizer)
         mimi = load_mimi(m.mimi, device=device, num_codebooks=t.n_q, random_weights=m.random_weights)
         self.encoder = MimiEncoder(mimi, n_q=t.n_q, batch_size=t.batch_size, device=device)
+        self.files = {
+            "mimi": "random weights" if m.random_weights else _describe_file(m.mimi, "Mimi weights"),
+            "text_tokenizer": _describe_file(m.text_tokenizer, "text tokenizer"),
+        }
 
     def write(self, out_dir: Path, k: int, renderings: list[RenderedDialogue]) -> dict[str, Any]:
         from jmoshi_augment.augment.tokenize import tokenize_dialogues
@@ -224,6 +251,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
     _check_output_dir(out_dir, recipe)
     formats = set(recipe.output.formats)
     tokens = TokenStage(recipe) if formats & TOKEN_FORMATS else None  # fail on missing models first
+    atomic_write_text(out_dir / "models.json", json.dumps(model_files(recipe, tokens), indent=1, ensure_ascii=False))
 
     load_report, filter_counts = LoadReport(), Counter()
     dialogues = filtered_dialogues(recipe, load_report, filter_counts)
@@ -294,6 +322,8 @@ def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dia
             "turns": sum(1 for s in r.meta["script"] if s[1] == "speech"),
             "planned": r.meta["planned"],
             "voices": r.meta["voices"],
+            "source": r.meta["source"],
+            "script": r.meta["script"],
             "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
         })
     seconds = Counter()
