@@ -378,7 +378,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
     total = sum(e["duration"] for e in renderings)
     report = {
-        "recipe": recipe.output.dir,
+        "output_dir": recipe.output.dir,
         "dialogues": sum(len(u["dialogues"]) for u in units),
         "renderings": len(renderings),
         "hours": round(total / 3600, 4),

@@ -1,0 +1,118 @@
+"""End to end on the CPU with OpenJTalk: the sample corpus → stereo wav + alignments + manifest."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jmoshi_augment.augment.pipeline import run_synth, unit_path
+from jmoshi_augment.augment.wav_format import read_alignments
+from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 6
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "jmoshi_augment.cli", "synth", str(ROOT / "recipes/sample.yaml"),
+         "--limit", str(N), "--out", str(out), "--set", "output.shard_size=2", "-j", "2", "-q"],
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _entries(out):
+    return [json.loads(line) for line in (out / "data.jsonl").read_text().splitlines()]
+
+
+def test_outputs_exist_and_are_stereo_24k(run):
+    entries = _entries(run)
+    assert len(entries) == N
+    report = json.loads((run / "report.json").read_text())
+    assert report["renderings"] == N and report["dialogues"] == N and not report["rejected"]
+    assert (run / "recipe.yaml").exists() and (run / "models.json").exists()
+    assert sorted(p.name for p in (run / "units").iterdir()) == [f"unit-{k:05d}.json" for k in range(3)]
+    for e in entries:
+        info = sf.info(run / e["path"])
+        assert info.channels == 2 and info.samplerate == 24_000 and info.subtype == "PCM_16"
+        assert abs(info.frames / 24_000 - e["duration"]) < 0.01
+
+
+def test_speech_where_alignments_say_and_silence_elsewhere(run):
+    for e in _entries(run):
+        audio, sr = sf.read(run / e["path"], dtype="float32")
+        words = read_alignments((run / e["path"]).with_suffix(".json"))
+        assert [w[1] for w in words] == sorted(w[1] for w in words)
+        for ch in (0, 1):
+            x = audio[:, ch]
+            spoken = np.zeros(len(x), bool)
+            for _, start, end, c in words:
+                if c == ch:
+                    spoken[int(start * sr): int(end * sr)] = True
+            # 20 ms frames: energy inside aligned words vs far from any word on this channel
+            frames = len(x) // 480
+            rms = np.sqrt((x[: frames * 480].reshape(frames, 480) ** 2).mean(1))
+            inside = spoken[: frames * 480].reshape(frames, 480).all(1)
+            near = np.convolve(spoken[: frames * 480].reshape(frames, 480).any(1), np.ones(31), "same") > 0
+            assert np.median(rms[inside]) > 0.02  # aligned words are loud
+            assert rms[~near].max(initial=0) < 1e-3  # >300 ms away from any word: silence
+            # most aligned frames carry sound (the rest: stop closures of っ, た, て, か)
+            assert np.mean(rms[inside] > 0.003) > 0.75
+        for word, start, end, ch in words:  # no word is silence labelled as speech
+            assert np.abs(audio[int(start * sr): int(end * sr) + 1, ch]).max() > 0.02, word
+
+
+def test_turn_taking_rates_match_the_recipe(run):
+    recipe = load_recipe(ROOT / "recipes/sample.yaml")
+    units = [json.loads(p.read_text()) for p in sorted((run / "units").iterdir())]
+    planned = {}
+    for u in units:
+        for r in u["renderings"]:
+            for k, v in r["planned"].items():
+                planned[k] = planned.get(k, 0) + v
+    changes = planned["speaker_changes"]
+    overlapped = planned.get("overlaps", 0) + planned.get("interruptions", 0)
+    assert abs(overlapped / changes - (recipe.timing.overlap_prob + recipe.timing.interruption_prob)) < 0.2
+    report = json.loads((run / "report.json").read_text())
+    tt = report["turn_taking"]
+    # measured on the audio by the stats module, independent of the planner's own counts
+    assert 0.15 < tt["overlapped_share"] < 0.55
+    assert tt["backchannels_per_min"] > 2.0  # J-Moshi-ext's synthetic data: 0 per minute
+
+
+def test_same_seed_gives_byte_identical_output_and_resume_redoes_only_missing_units(run, tmp_path):
+    out = tmp_path / "again"
+    recipe = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 2, "output.shard_size": 1,
+                                                        "output.dir": str(out), "workers": 1})
+    run_synth(recipe, progress=False)
+    for e in _entries(out):
+        assert (out / e["path"]).read_bytes() == (run / e["path"]).read_bytes()
+        json_path = (out / e["path"]).with_suffix(".json")
+        assert json_path.read_bytes() == (run / e["path"]).with_suffix(".json").read_bytes()
+    # simulate a run killed inside unit 1: its record and one file are gone, a temp file remains
+    first = _entries(out)[1]
+    unit_path(out, 1).unlink()
+    (out / first["path"]).unlink()
+    (out / "audio" / "junk.wav.tmp-999").write_bytes(b"half")
+    summary = run_synth(recipe, progress=False)
+    assert summary.units_resumed == 1 and summary.units_done == 1
+    assert (out / first["path"]).read_bytes() == (run / first["path"]).read_bytes()
+
+
+def test_resuming_with_a_different_recipe_is_refused(tmp_path):
+    out = tmp_path / "o"
+    recipe = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 1, "output.dir": str(out), "workers": 1})
+    run_synth(recipe, progress=False)
+    other = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 1, "output.dir": str(out), "seed": 5, "workers": 1})
+    with pytest.raises(JmoshiError, match="different recipe"):
+        run_synth(other, progress=False)
