@@ -187,7 +187,9 @@ def make_script(dialogue: Dialogue, cfg: ScriptConfig, rng: np.random.Generator)
     speech: list[Segment] = []
     for ti, turn in enumerate(turns):
         for si, words in enumerate(turn.sentences):
-            if cfg.fillers and rng.random() < cfg.filler_rate:
+            # never stack a filler on an opening interjection (あ、 / うん、 / えっと)
+            opens_with_interjection = words[0].pos.startswith("感動詞")
+            if cfg.fillers and rng.random() < cfg.filler_rate and not opens_with_interjection:
                 filler = make_word(_pick(rng, cfg.fillers))
                 words = (Word(filler.surface + "、", filler.reading, filler.morae, "フィラー"),) + words
             speech.append(Segment(turn.speaker, words, "speech", ti, si))
