@@ -39,6 +39,7 @@ from jmoshi_augment.augment.vad import (
     file_energies,
     frame_energies,
     frame_hop,
+    runs_of,
 )
 from jmoshi_augment.errors import JmoshiError
 
@@ -52,6 +53,7 @@ __all__ = [
     "StatsOptions",
     "analyze",
     "analyze_energies",
+    "analyze_intervals",
     "analyze_paths",
     "detect_activity",
     "summarize",
@@ -210,11 +212,42 @@ def analyze_energies(
     energy_db: np.ndarray, sample_rate: int, duration: Seconds, name: str = "", options: StatsOptions = StatsOptions()
 ) -> DialogueStats:
     """Events from frame energies ``[2, F]`` (see :func:`.vad.frame_energies`)."""
-    hop = frame_hop(sample_rate, options.vad)
-    sec = hop / sample_rate  # seconds per frame
-    n_frames = energy_db.shape[1]
+    sec = frame_hop(sample_rate, options.vad) / sample_rate  # seconds per frame
+    activity = [activity_frames(e, options.vad) for e in energy_db]
+    return _events(activity, energy_db.shape[1], sec, duration, name, options)
+
+
+def analyze_intervals(
+    activity: list[np.ndarray], duration: Seconds, name: str = "", options: StatsOptions = StatsOptions()
+) -> DialogueStats:
+    """Events from given speech intervals per channel (``[K, 2]`` seconds, e.g. word alignments or
+    a plan), on the same frame grid as the audio analysis: the ground truth to check it against."""
+    if len(activity) != 2:
+        raise JmoshiError(f"expected activity for 2 channels, got {len(activity)}")
+    sec = options.vad.frame
+    n_frames = int(round(duration / sec))
+    frames = []
+    for a in activity:
+        f = np.clip(np.round(_intervals(a) / sec).astype(np.int64), 0, n_frames)
+        f = f[np.argsort(f[:, 0], kind="stable")]
+        f = f[f[:, 1] > f[:, 0]]
+        frames.append(runs_of(_mask_overlapping(f, n_frames)))  # union of possibly overlapping spans
+    return _events(frames, n_frames, sec, duration, name, options)
+
+
+def _mask_overlapping(intervals: np.ndarray, n: int) -> np.ndarray:
+    d = np.zeros(n + 1, np.int32)
+    np.add.at(d, intervals[:, 0], 1)
+    np.add.at(d, intervals[:, 1], -1)
+    return np.cumsum(d[:n]) > 0
+
+
+def _events(
+    activity: list[np.ndarray], n_frames: int, sec: float, duration: Seconds, name: str, options: StatsOptions
+) -> DialogueStats:
+    """The event logic on per-channel activity frame intervals (see the module docstring)."""
     bridge_frames = options.ipu_silence / sec - 1e-9
-    ipu_frames = [bridge(activity_frames(e, options.vad), bridge_frames) for e in energy_db]
+    ipu_frames = [bridge(a, bridge_frames) for a in activity]
     active = [_mask(i, n_frames) for i in ipu_frames]
 
     # Run-length encode the joint state: 0 silence, 1 main alone, 2 other alone, 3 both.

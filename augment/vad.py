@@ -100,7 +100,7 @@ def file_energies(path: Path, options: VadOptions = VadOptions(), block_frames: 
             frames = len(got) // hop
             if frames:
                 # De-interleave into [C, frames, hop] so the reduction runs over contiguous memory.
-                x = got[: frames * hop].T.astype(np.float32).reshape(f.channels, frames, hop)
+                x = got[: frames * hop].T.astype(np.float32, order="C").reshape(f.channels, frames, hop)
                 powers.append(np.einsum("cfh,cfh->cf", x, x) * scale)
             if len(got) < len(block):
                 break

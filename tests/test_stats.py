@@ -18,6 +18,7 @@ from jmoshi_augment.augment.stats import (
     WITHIN,
     DialogueStats,
     analyze,
+    analyze_intervals,
     analyze_paths,
     detect_activity,
     summarize,
@@ -118,6 +119,17 @@ def test_pauses_gaps_overlaps_and_fto(planted):
     _close(planted.backchannels[1], J([(11.0, 11.3)]))
     # Interior silences > 250 ms: the 0.3 s and 0.5 s pauses and the 0.4 s and 0.6 s gaps.
     assert (planted.long_silences, planted.long_silence_shifts) == (4, 2)
+
+
+def test_intervals_give_the_same_events_as_the_audio(planted):
+    # Word alignments or a plan, unsorted and overlapping, on the same 10 ms grid.
+    main = MAIN_BURSTS[::-1] + [(J(3.8) + 0.1, J(3.8) + 0.5)]
+    st = analyze_intervals([main, OTHER_BURSTS], 13.0)
+    assert st.counts() == planted.counts()
+    _close(st.fto, [D(2.0, 2.4), -D(3.8, 4.0), D(7.5, 8.1), -D(10.2, 10.5)], tol=0.011)  # grid rounding only
+    _close(st.backchannels[1], J([(11.0, 11.3)]), tol=0.006)
+    with pytest.raises(JmoshiError, match="activity for 2 channels, got 1"):
+        analyze_intervals([main], 13.0)
 
 
 def test_summary_rates_shares_and_medians(planted):
