@@ -36,7 +36,40 @@ class CorpusConfig(_Section):
 
 # -------------------------------------------------------------------------------------- rewrite
 class RewriteConfig(_Section):
-    backend: Literal["none", "llm"] = "none"
+    """Optional LLM spoken-style rewrite (augment/rewrite.py). J-Moshi-ext rewrote its text corpora
+    with an LLM into casual speech; one of its outputs holds a Korean clause, hence the checks."""
+
+    backend: Literal["none", "llm"] = Field("none", description="none: keep the corpus text; llm: rewrite it.")
+    # Any OpenAI-compatible chat-completions endpoint; vLLM's `vllm serve` listens here by default.
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="Chat-completions base URL (vLLM, llama.cpp, Ollama, hosted).")
+    model: Optional[str] = Field(None, description="Model name as the server knows it (required for backend llm).")
+    api_key_env: Optional[str] = Field(None, description="Environment variable holding the API key; none: local server, no key.")
+    prompt_file: Optional[str] = Field(None, description="System prompt file; default: the bundled prompts/rewrite_ja.txt.")
+    response_format: Literal["json_object", "json_schema", "none"] = Field(
+        "json_object", description="Structured-output mode sent to the server (json_schema: enforce turns/speakers)."
+    )
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: Optional[int] = Field(None, ge=16, description="Completion token limit; none: the server's default.")
+    max_retries: int = Field(2, ge=0, le=10, description="Re-asks after a rejected rewrite (reason in the prompt); then keep the original.")
+    concurrency: int = Field(8, ge=1, le=512, description="Requests in flight at once.")
+    timeout: float = Field(120.0, gt=0, description="Seconds per request before it counts as a timeout.")
+    http_retries: int = Field(5, ge=0, le=20, description="Retries of one request after 429, 5xx or a timeout.")
+    backoff_base: float = Field(1.0, gt=0, description="First backoff delay, s; doubles per retry (a Retry-After header wins).")
+    backoff_max: float = Field(60.0, gt=0, description="Longest backoff delay, s.")
+    # Spoken style adds fillers and short backchannel turns (J-Moshi-ext's 1-0002 grew from 6 to 12
+    # turns), so the rewrite is usually longer; much shorter means content was dropped.
+    min_length_ratio: float = Field(0.6, gt=0, description="Rewritten/original characters, lower bound.")
+    max_length_ratio: float = Field(2.5, gt=0, description="Rewritten/original characters, upper bound.")
+    max_latin_run: int = Field(16, ge=1, description="Longest Latin-letter run not in the original (names like YouTube pass).")
+    cache_dir: Optional[str] = Field(None, description="Answer cache shared across runs; default: <output.dir>/cache/rewrite.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RewriteConfig":
+        if self.backend == "llm" and not self.model:
+            raise ValueError("rewrite.model is required when rewrite.backend is llm")
+        if self.min_length_ratio >= self.max_length_ratio:
+            raise ValueError("rewrite.min_length_ratio must be below rewrite.max_length_ratio")
+        return self
 
 
 # --------------------------------------------------------------------------------------- script

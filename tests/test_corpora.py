@@ -301,6 +301,14 @@ def test_xlsx_rows_of_a_dialogue_must_be_consecutive(tmp_path):
     _raises("jpersonachat", path, "p.xlsx:4: ペルソナID: sheet '対話': rows of dialogue 'PP1' are not consecutive")
 
 
+def test_xlsx_situation_sheet_missing_column_and_folder_without_workbook(tmp_path):
+    path = _workbook(tmp_path / "e.xlsx", {"状況文": [["作業No", "状況文"], ["1_1", "雨が降った。"]],
+                                           "対話": [["ID", "話者", "発話"], ["1_1", "A", "雨だね。"]]})
+    err = _raises("jempathetic", path, "e.xlsx:1: 感情: sheet '状況文': missing column '感情'")
+    assert err.key == "感情"
+    _raises("jempathetic", tmp_path, "no japanese_empathetic_dialogues.xlsx in this folder")
+
+
 def test_not_an_xlsx(tmp_path):
     path = tmp_path / "japanese_persona_chat.xlsx"
     path.write_text("No,ペルソナID,話者,発話\n", encoding="utf-8")

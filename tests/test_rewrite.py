@@ -1,0 +1,471 @@
+"""LLM spoken-style rewrite: validation verdicts (pure), then the whole stage against a scripted
+OpenAI-compatible server on 127.0.0.1 (good rewrites, malformed JSON, a Korean clause, an invented
+speaker, slow answers, 429s and 5xx), its retries, fallbacks, cache and report. No network beyond
+loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_openai import FakeOpenAI, Reply, dialogue_of  # noqa: E402
+
+from jmoshi_augment.augment.rewrite import AnswerCache, iter_rewrite, rewrite_dialogues  # noqa: E402
+from jmoshi_augment.augment.rewrite_prompt import build_messages, load_system_prompt, prompt_hash  # noqa: E402
+from jmoshi_augment.augment.rewrite_validate import validate_rewrite  # noqa: E402
+from jmoshi_augment.corpora import Dialogue, Turn  # noqa: E402
+from jmoshi_augment.errors import JmoshiError  # noqa: E402
+from jmoshi_augment.recipe import RewriteConfig, parse_recipe  # noqa: E402
+
+pytest.importorskip("openai")
+
+BASE_TURNS = (
+    ("A", "引っ越しをしたそうですね。"),
+    ("B", "はい。つい先週末に引っ越しました。駅から近くて、とても便利な場所です。"),
+    ("A", "それは良かったですね。新しい部屋はどうですか？"),
+    ("B", "少し狭いですが、日当たりが良くて気に入っています。"),
+)
+GOOD = (
+    ("A", "引っ越ししたんですよね？"),
+    ("B", "あ、はい！つい先週末に引っ越したばかりなんです。"),
+    ("A", "へー。"),
+    ("B", "駅から近くて、すごく便利な場所なんですよ。"),
+    ("A", "それは良かったですね。新しい部屋はどうですか？"),
+    ("B", "えっと、ちょっと狭いんですけど、日当たりが良くて気に入ってます。"),
+)
+
+
+def dialogue(first: str | None = None, id: str = "d-1", meta: dict[str, Any] | None = None, turns=BASE_TURNS) -> Dialogue:
+    ts = [Turn(s, t) for s, t in turns]
+    if first is not None:
+        ts[0] = Turn(ts[0].speaker, first)
+    return Dialogue(id, "test", tuple(ts), dict(meta or {}))
+
+
+def answer(turns) -> str:
+    return json.dumps({"turns": [{"speaker": s, "text": t} for s, t in turns]}, ensure_ascii=False)
+
+
+CFG = RewriteConfig(backend="llm", model="fake-model")
+
+
+def verdict(turns_or_text, original: Dialogue | None = None, finish_reason: str = "stop", **cfg: Any):
+    content = turns_or_text if isinstance(turns_or_text, str) else answer(turns_or_text)
+    return validate_rewrite(original or dialogue(), content, CFG.model_copy(update=cfg), finish_reason)
+
+
+def replace_turn(turns, i: int, speaker: str | None = None, text: str | None = None):
+    s, t = turns[i]
+    return turns[:i] + ((speaker or s, t if text is None else text),) + turns[i + 1:]
+
+
+# ------------------------------------------------------------------------------ validation (pure)
+def test_good_rewrite_is_accepted_with_its_turns():
+    v = verdict(GOOD)
+    assert v.ok, v
+    assert [t.text for t in v.turns] == [t for _, t in GOOD]
+    # a ```json fence around the object changes nothing spoken
+    assert verdict("```json\n" + answer(GOOD) + "\n```").ok
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name, path", [
+    ("jdaily", "jdaily"), ("jpersonachat", "jpersonachat"), ("jempathetic", "jempathetic"),
+    ("realpersonachat", "realpersonachat"), ("jsonl", "jsonl/dialogues.jsonl"),
+])
+def test_corpus_text_itself_passes(name, path):
+    """No false rejections on real corpus text: every fixture dialogue, returned unchanged (masks,
+    repeated greetings, personas, half-width characters included), is accepted."""
+    from jmoshi_augment.corpora import load_corpus
+
+    dialogues = list(load_corpus(name, FIXTURES / path))
+    assert dialogues
+    for d in dialogues:
+        v = validate_rewrite(d, answer([(t.speaker, t.text) for t in d.turns]), CFG)
+        assert v.ok, (d.id, v)
+
+
+def test_the_jmoshi_ext_demo_rewrite_passes():
+    # Japanese Daily Dialogue 1-0679 and J-Moshi-ext's demo text for it (DESIGN.md)
+    original = dialogue(turns=(("A", "引っ越しをしたそうですね。"), ("B", "はい。つい先週末に引っ越しました。")))
+    demo = (("A", "引っ越ししたんですよね？"), ("B", "あ、はい！先週の週末に引っ越したばかりなんです。"))
+    assert verdict(demo, original).ok
+
+
+@pytest.mark.parametrize(
+    "content, finish, reason",
+    [
+        ('{"turns": [{"speaker": "A", "text": "引っ越し', "stop", "malformed_json"),
+        ('{"turns": [{"speaker": "A", "text": "引っ越し', "length", "truncated"),
+        ("", "stop", "refused"),
+        ('{"dialogue": []}', "stop", "schema"),
+        ('{"turns": [{"speaker": "A", "text": ""}]}', "stop", "schema"),
+        ('{"turns": [{"speaker": "A", "utterance": "はい"}]}', "stop", "schema"),
+    ],
+)
+def test_structure_failures(content, finish, reason):
+    v = verdict(content, finish_reason=finish)
+    assert not v.ok and v.reason == reason, v
+
+
+@pytest.mark.parametrize(
+    "turns, reason, detail",
+    [
+        # the J-Moshi-ext artifact: a Korean clause inside a Japanese turn
+        (replace_turn(GOOD, 1, text="うん、운동도 하고 있겠지만、先週末に引っ越したばかりなんです。"), "foreign_script", "Hangul"),
+        (replace_turn(GOOD, 3, text="駅から近くて、очень便利な場所なんですよ。"), "foreign_script", "Cyrillic"),
+        (replace_turn(GOOD, 3, text="駅から近くて、这个很便利な場所なんですよ。"), "foreign_script", "simplified Chinese"),
+        (replace_turn(GOOD, 3, text="駅から近くて、it is really a very convenient place なんですよ。"), "latin_run", "convenient"),
+        (replace_turn(GOOD, 3, text="駅から近くて（笑）、便利な場所なんですよ。"), "markup", "bracketed note"),
+        (replace_turn(GOOD, 3, text="B: 駅から近くて、便利な場所なんですよ。"), "markup", "speaker label"),
+        (replace_turn(GOOD, 3, text='駅から近くて、<break time="0.5s"/>便利な場所なんですよ。'), "markup", "tag"),
+        (replace_turn(GOOD, 3, text="駅から近くて、便利な場所なんですよ😀"), "markup", "emoji"),
+        (replace_turn(GOOD, 3, text="駅から近くて、**すごく**便利なんですよ。"), "privacy_mask", "not in the original"),
+        (replace_turn(GOOD, 2, speaker="C"), "unknown_speaker", "['C']"),
+        (tuple((("A", t) for _, t in GOOD)), "missing_speaker", "['B']"),
+        ((("B", "あ、はい！"),) + GOOD, "order", "starts with B"),
+        (replace_turn(GOOD, 1, speaker="A"), "order", "said by A"),
+        ((GOOD[0], GOOD[5], GOOD[2], GOOD[3], GOOD[4], GOOD[1]), "order", "moved before"),
+        ((("A", "引っ越し？"), ("B", "うん。")), "length_ratio", "ratio"),
+        (GOOD + tuple((("A", "ほんとうにそうなんですね、すごくいいところに住んでいらっしゃるんですね。"),) * 4), "length_ratio", "ratio"),
+    ],
+)
+def test_content_failures(turns, reason, detail):
+    v = verdict(turns)
+    assert not v.ok and v.reason == reason, v
+    assert detail in v.detail, v.detail
+
+
+def test_scripts_and_latin_already_in_the_original_are_allowed():
+    original = dialogue(turns=replace_turn(BASE_TURNS, 3, text="Stranger Things and Other Storiesというドラマが好きです。"))
+    rewrite = replace_turn(GOOD, 5, text="えっと、Stranger Things and Other Storiesってドラマが好きなんです。")
+    assert verdict(rewrite, original).ok
+    # short Latin names pass without being in the original
+    assert verdict(replace_turn(GOOD, 3, text="駅から近くて、YouTubeも見放題なんですよ。")).ok
+
+
+MASKED = replace_turn(BASE_TURNS, 2, text="<XX>さんは、新しい部屋はどうですか？")
+
+
+@pytest.mark.parametrize(
+    "text, ok",
+    [
+        ("<XX>さんは、新しい部屋はどうですか？", True),  # kept verbatim
+        ("新しい部屋はどうですか？", True),  # talked around
+        ("エックスエックスさんは、新しい部屋はどう？", False),  # read out
+        ("XXさんは、新しい部屋はどうですか？", False),  # read out without brackets
+        ("<XX>さんは、<XX>さんの新しい部屋はどうですか？", False),  # multiplied
+        ("<YY>さんは、新しい部屋はどうですか？", False),  # invented
+    ],
+)
+def test_privacy_masks(text, ok):
+    v = verdict(replace_turn(GOOD, 4, text=text), dialogue(turns=MASKED))
+    assert v.ok == ok, v
+    if not ok:
+        assert v.reason == "privacy_mask"
+
+
+PERSONA = {"A": ["私は猫を二匹飼っている。", "趣味は登山です。"], "B": ["私は看護師です。"]}
+PERSONA_TURNS = (("A", "猫を二匹飼っているので、旅行にはなかなか行けません。"), ("B", "そうなんですね。私は看護師なので休みが不規則です。"))
+
+
+@pytest.mark.parametrize(
+    "turns, ok, dropped",
+    [
+        ((("A", "ネコを二匹飼ってるから、旅行ってなかなか行けないんです。"), ("B", "そうなんだ。私、看護師だから休みがバラバラで。")), True, ""),
+        ((("A", "ペットがいるから、旅行ってなかなか行けないんですよね。"), ("B", "そうなんだ。私、看護師だから休みがバラバラで。")), False, "猫"),
+        ((("A", "猫を二匹飼ってるから、旅行ってなかなか行けないんです。"), ("B", "そうなんだ。私、仕事の休みがバラバラで困ってて。")), False, "看護師"),
+    ],
+)
+def test_persona_facts_kept(turns, ok, dropped):
+    original = dialogue(turns=PERSONA_TURNS, meta={"persona": PERSONA})
+    v = verdict(turns, original)
+    assert v.ok == ok, v
+    if not ok:
+        assert v.reason == "persona_fact" and dropped in v.detail
+
+
+# ----------------------------------------------------------------------------- scripted server
+SUBS = (("ですね。", "ですよね？"), ("しました。", "したんです。"), ("ています。", "てるんです。"), ("とても", "すごく"), ("少し", "ちょっと"))
+
+
+def spoken(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """A deterministic stand-in for a good LLM rewrite: colloquial endings, a filler, one inserted
+    backchannel turn."""
+    out = []
+    for i, t in enumerate(doc["turns"]):
+        text = t["text"]
+        for a, b in SUBS:
+            text = text.replace(a, b)
+        out.append((t["speaker"], ("えっと、" + text) if i == 1 else text))
+        if i == 1:
+            other = next(s for s in doc["speakers"] if s != t["speaker"])
+            out.append((other, "へー。"))
+    return out
+
+
+def korean(doc):
+    turns = spoken(doc)
+    return replace_turn(tuple(turns), 1, text="うん、운동도 하고 있겠지만、" + turns[1][1])
+
+
+def invented(doc):
+    return spoken(doc) + [("C", "私も引っ越したいです。")]
+
+
+def respond(body: dict[str, Any], n: int) -> Reply:
+    doc = dialogue_of(body)
+    case = doc["turns"][0]["text"].split("|")[0]
+    if case == "malformed":
+        return Reply('{"turns": [{"speaker": "A", "text": "引っ越し') if n == 0 else Reply(answer(spoken(doc)))
+    if case == "korean":
+        return Reply(answer(korean(doc)))
+    if case == "invented":
+        return Reply(answer(invented(doc)))
+    if case == "ratelimited2":
+        return Reply(status=429, headers={"retry-after-ms": "5"}) if n < 2 else Reply(answer(spoken(doc)))
+    if case == "ratelimited":
+        return Reply(status=429, headers={"retry-after-ms": "1"})
+    if case == "error503":
+        return Reply(status=503) if n == 0 else Reply(answer(spoken(doc)))
+    if case == "slow":
+        return Reply(answer(spoken(doc)), delay=1.0)
+    if case.startswith("wait"):
+        return Reply(answer(spoken(doc)), delay=0.15)
+    if case == "unauthorized":
+        return Reply(status=401)
+    if case == "nomodel":
+        return Reply(status=404)
+    return Reply(answer(spoken(doc)))
+
+
+def case(name: str, i: int = 0) -> Dialogue:
+    return dialogue(first=f"{name}|引っ越しをしたそうですね。", id=f"{name}-{i}")
+
+
+@pytest.fixture()
+def server():
+    with FakeOpenAI(respond) as s:
+        yield s
+
+
+def llm_cfg(server: FakeOpenAI, **kw: Any) -> RewriteConfig:
+    base = dict(backend="llm", model="fake-model", base_url=server.base_url, max_retries=2, http_retries=3,
+                backoff_base=0.01, concurrency=4, timeout=5.0)
+    return RewriteConfig(**{**base, **kw})
+
+
+MIXED = ["good", "malformed", "korean", "invented", "ratelimited2", "error503"]
+
+
+def test_stage_verdicts_retries_fallbacks_and_report(server, tmp_path):
+    cfg = llm_cfg(server)
+    inputs = [case(c) for c in MIXED]
+    out, report = rewrite_dialogues(inputs, cfg, tmp_path / "cache")
+
+    assert [d.id for d in out] == [d.id for d in inputs]
+    status = {d.id.split("-")[0]: d.meta["rewrite"]["status"] for d in out}
+    assert status == {"good": "rewritten", "malformed": "rewritten", "korean": "kept", "invented": "kept",
+                      "ratelimited2": "rewritten", "error503": "rewritten"}
+    assert report.rewritten == 4 and report.kept == 2
+    assert report.failures == {"foreign_script": 1, "unknown_speaker": 1}
+    assert report.rejections == {"malformed_json": 1, "foreign_script": 3, "unknown_speaker": 3}
+    assert report.http_retries == {"http_429": 2, "http_5xx": 1}
+    # paid answers: good 1, malformed 2, korean 3, invented 3, ratelimited2 1, error503 1
+    assert report.llm_calls == 11 and report.cache_hits == 0
+    assert len(server.requests) == 11 + 3  # plus two 429s and one 503
+    # token counts are the server's usage fields summed over the answered requests
+    answered = [(b, respond(b, n)) for d in inputs for n, b in enumerate(server.calls_for(d.turns[0].text))]
+    answered = [(b, r) for b, r in answered if r.status == 200]
+    assert len(answered) == 11
+    assert report.prompt_tokens == sum(sum(len(m["content"]) for m in b["messages"]) // 2 for b, _ in answered)
+    assert report.completion_tokens == sum(len(r.content) // 2 for _, r in answered)
+
+    good, kept = out[0], out[2]
+    assert [t.speaker for t in good.turns] == ["A", "B", "A", "A", "B"]
+    assert good.turns[0].text == "good|引っ越しをしたそうですよね？"
+    stamp = good.meta["rewrite"]
+    assert stamp["model"] == "fake-model" and stamp["attempts"] == 1
+    assert stamp["prompt_sha256"] == prompt_hash(load_system_prompt(cfg), cfg)
+    assert stamp["original_turns"] == [t.to_dict() for t in inputs[0].turns]
+    assert kept.turns == inputs[2].turns and kept.meta["rewrite"]["reason"] == "foreign_script"
+    assert "Hangul" in kept.meta["rewrite"]["detail"]
+
+    # the retry carries the rejected answer and the reason
+    retry = server.calls_for(inputs[1].turns[0].text)[1]["messages"]
+    assert [m["role"] for m in retry] == ["system", "user", "assistant", "user"]
+    assert "malformed_json" in retry[3]["content"] and "JSON" in retry[3]["content"]
+    korean_retry = server.calls_for(inputs[2].turns[0].text)[2]["messages"][3]["content"]
+    assert "foreign_script" in korean_retry and "Hangul" in korean_retry
+    assert server.requests[0]["response_format"] == {"type": "json_object"}
+    assert any("kept original 1 × foreign_script" in line for line in report.lines())
+
+
+def test_rerun_is_served_from_the_cache(server, tmp_path):
+    cfg = llm_cfg(server)
+    inputs = [case(c) for c in MIXED]
+    first, _ = rewrite_dialogues(inputs, cfg, tmp_path / "cache")
+    n_requests = len(server.requests)
+
+    again, report = rewrite_dialogues(inputs, cfg, tmp_path / "cache")
+    assert len(server.requests) == n_requests  # nothing paid twice
+    assert again == first
+    assert report.llm_calls == 0 and report.cache_hits == len(MIXED)
+    assert report.rewritten == 4 and report.failures == {"foreign_script": 1, "unknown_speaker": 1}
+    assert report.cached_answers == 11 and report.prompt_tokens == 0
+    assert not list((tmp_path / "cache").rglob("*.tmp-*"))  # atomic writes leave no temp files
+
+    # another model is another cache key
+    rewrite_dialogues(inputs[:1], llm_cfg(server, model="other-model"), tmp_path / "cache")
+    assert len(server.requests) == n_requests + 1
+
+
+def test_a_rerun_with_more_retries_only_pays_for_the_missing_answers(server, tmp_path):
+    d = case("malformed")
+    out, report = rewrite_dialogues([d], llm_cfg(server, max_retries=0), tmp_path / "cache")
+    assert out[0].meta["rewrite"]["status"] == "kept" and report.failures == {"malformed_json": 1}
+
+    out, report = rewrite_dialogues([d], llm_cfg(server, max_retries=2), tmp_path / "cache")
+    assert out[0].meta["rewrite"]["status"] == "rewritten" and out[0].meta["rewrite"]["attempts"] == 2
+    assert report.cached_answers == 1 and report.llm_calls == 1
+    assert len(server.calls_for(d.turns[0].text)) == 2
+
+
+def test_timeouts_and_persistent_429_keep_the_original(server, tmp_path):
+    cfg = llm_cfg(server, timeout=0.2, http_retries=1)
+    out, report = rewrite_dialogues([case("slow"), case("ratelimited")], cfg, tmp_path / "cache")
+    assert [d.turns for d in out] == [case("slow").turns, case("ratelimited").turns]
+    assert report.failures == {"timeout": 1, "http_429": 1} and report.kept == 2
+    assert report.http_retries == {"timeout": 1, "http_429": 1}
+    assert len(server.calls_for(case("slow").turns[0].text)) == 2
+    assert report.llm_calls == 0
+    # failed requests are not cached: a later run asks again
+    assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_concurrency_is_bounded(server, tmp_path, concurrency):
+    inputs = [case(f"wait{i}", i) for i in range(7)]
+    out, report = rewrite_dialogues(inputs, llm_cfg(server, concurrency=concurrency), tmp_path / "cache")
+    assert report.rewritten == 7 and [d.id for d in out] == [d.id for d in inputs]
+    assert server.max_inflight == concurrency
+
+
+def test_duplicate_dialogues_in_one_run_are_paid_once(server, tmp_path):
+    out, report = rewrite_dialogues([case("good"), case("good"), case("good")], llm_cfg(server, concurrency=3), tmp_path / "c")
+    assert len(server.requests) == 1 and report.llm_calls == 1 and report.cache_hits == 2
+    assert out[0] == out[1] == out[2] and report.rewritten == 3
+
+
+def test_closing_the_iterator_early_cancels_cleanly(server, tmp_path):
+    inputs = [case(f"wait{i}", i) for i in range(12)]
+    it = iter_rewrite(inputs, llm_cfg(server, concurrency=2), tmp_path / "cache")
+    first = next(it)
+    assert first.id == "wait0-0"
+    it.close()
+    assert len(server.requests) < 12
+
+
+def test_json_schema_mode_constrains_speakers(server, tmp_path):
+    rewrite_dialogues([case("good")], llm_cfg(server, response_format="json_schema"), tmp_path / "c")
+    fmt = server.requests[0]["response_format"]
+    assert fmt["type"] == "json_schema"
+    items = fmt["json_schema"]["schema"]["properties"]["turns"]["items"]
+    assert items["properties"]["speaker"]["enum"] == ["A", "B"]
+
+
+def test_prompt_file_overrides_the_default_and_the_cache_key(server, tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("話し言葉に直して JSON で返してください。", encoding="utf-8")
+    cfg = llm_cfg(server, prompt_file=str(prompt))
+    rewrite_dialogues([case("good")], cfg, tmp_path / "c")
+    assert server.requests[-1]["messages"][0]["content"] == prompt.read_text(encoding="utf-8")
+    rewrite_dialogues([case("good")], llm_cfg(server), tmp_path / "c")
+    assert len(server.requests) == 2  # another prompt, another cache entry
+    assert "えっと" in server.requests[-1]["messages"][0]["content"]  # the bundled one-shot example
+
+    with pytest.raises(JmoshiError, match="prompt file not found"):
+        rewrite_dialogues([case("good")], llm_cfg(server, prompt_file=str(tmp_path / "nope.txt")), tmp_path / "c")
+
+
+def test_persona_goes_into_the_request(server, tmp_path):
+    d = dialogue(first="good|猫を二匹飼っています。", meta={"persona": PERSONA})
+    out, report = rewrite_dialogues([d], llm_cfg(server), tmp_path / "c")
+    assert report.rewritten == 1
+    assert dialogue_of(server.requests[0])["persona"] == PERSONA
+
+
+def test_backend_none_passes_dialogues_through(tmp_path):
+    inputs = [dialogue(id=f"d{i}") for i in range(3)]
+    out, report = rewrite_dialogues(inputs, RewriteConfig(), tmp_path / "c")
+    assert out == inputs and report.passthrough == 3 and report.llm_calls == 0
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("name, key, message", [
+    ("unauthorized", "rewrite.api_key_env", "refused the API key"),
+    ("nomodel", "rewrite.model", "'fake-model' or its endpoint not found"),
+])
+def test_fatal_server_answers_raise(server, tmp_path, name, key, message):
+    with pytest.raises(JmoshiError, match=message) as e:
+        rewrite_dialogues([case(name)], llm_cfg(server), tmp_path / "c")
+    assert e.value.key == key
+
+
+def test_unreachable_server_raises(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = RewriteConfig(backend="llm", model="m", base_url=f"http://127.0.0.1:{port}/v1", http_retries=0)
+    with pytest.raises(JmoshiError, match="cannot reach the LLM server") as e:
+        rewrite_dialogues([dialogue()], cfg, tmp_path / "c")
+    assert e.value.key == "rewrite.base_url"
+
+
+def test_setup_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("JMOSHI_TEST_KEY", raising=False)
+    cfg = RewriteConfig(backend="llm", model="m", api_key_env="JMOSHI_TEST_KEY")
+    with pytest.raises(JmoshiError, match="JMOSHI_TEST_KEY is not set"):
+        rewrite_dialogues([dialogue()], cfg, tmp_path / "c")
+
+    monkeypatch.setitem(sys.modules, "openai", None)
+    with pytest.raises(JmoshiError, match=r"pip install 'jmoshi-augment\[llm\]'"):
+        rewrite_dialogues([dialogue()], RewriteConfig(backend="llm", model="m"), tmp_path / "c")
+
+
+def test_recipe_section():
+    base = "corpus: {name: jsonl, path: x.jsonl}\noutput: {dir: out}\n"
+    assert parse_recipe(base).rewrite.backend == "none"
+    with pytest.raises(JmoshiError, match="rewrite.model is required"):
+        parse_recipe(base + "rewrite: {backend: llm}")
+    with pytest.raises(JmoshiError, match="min_length_ratio must be below"):
+        parse_recipe(base + "rewrite: {backend: llm, model: m, min_length_ratio: 3}")
+    with pytest.raises(JmoshiError, match="unknown key") as e:
+        parse_recipe(base + "rewrite: {backend: llm, model: m, temprature: 0.3}")
+    assert e.value.key == "rewrite.temprature"
+    r = parse_recipe(base + "rewrite: {backend: llm, model: qwen, base_url: 'http://127.0.0.1:8000/v1', concurrency: 32}")
+    assert r.rewrite.model == "qwen" and r.rewrite.concurrency == 32
+
+
+def test_cache_key_depends_on_text_prompt_and_model():
+    d = dialogue()
+    k = AnswerCache.key(d, "p1", "m1")
+    assert k == AnswerCache.key(dialogue(), "p1", "m1")
+    assert len({k, AnswerCache.key(d, "p2", "m1"), AnswerCache.key(d, "p1", "m2"),
+                AnswerCache.key(dialogue(first="違う文。"), "p1", "m1"), AnswerCache.key(dialogue(id="x"), "p1", "m1")}) == 5
+
+
+def test_messages_hold_the_dialogue_as_json():
+    msgs = build_messages("SYS", dialogue())
+    assert msgs[0] == {"role": "system", "content": "SYS"}
+    doc = json.loads(msgs[1]["content"])
+    assert doc["speakers"] == ["A", "B"] and doc["turns"][1]["text"] == BASE_TURNS[1][1]
+    assert "persona" not in doc
