@@ -198,6 +198,25 @@ def stats_cmd(
 # ------------------------------------------------------------------------------------------ report
 
 
+@app.command("report")
+def report_cmd(
+    output_dir: Path = typer.Argument(..., metavar="OUTPUT_DIR", help="A synth output folder (complete or not)."),
+    compare: Optional[list[Path]] = typer.Option(
+        None, "--compare", help="Another run's folder, or real recordings (wav, folder, data.jsonl), to plot beside this run (repeatable)."
+    ),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the folder on 127.0.0.1 (needed for one-channel playback)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port for --serve (0: any free port)."),
+) -> None:
+    """Write OUTPUT_DIR/report.html: run summary, turn-taking plots, and a browsable list of the
+    dialogues with a two-lane word timeline and player. Opens offline, straight from disk."""
+    from jmoshi_augment.augment.report import serve_report, write_html_report
+
+    path = write_html_report(output_dir, compare or None)
+    typer.echo(str(path))
+    if serve:
+        serve_report(output_dir, port=port, on_ready=lambda url: typer.echo(f"serving {url} (Ctrl-C stops)", err=True))
+
+
 def main() -> None:
     try:
         app()
