@@ -193,6 +193,67 @@ def stats_cmd(
 
 # ----------------------------------------------------------------------------------------- shards
 
+
+@shards_app.command("inspect")
+def shards_inspect(
+    shard: Path = typer.Argument(..., help="A .tar token shard or a J-Moshi .parquet shard."),
+    key: Optional[str] = typer.Option(None, "--key", help="Dialogue id to show (default: the first)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="SentencePiece model to show pieces instead of ids."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Print every frame, not only frames holding a token."),
+    decode: Optional[Path] = typer.Option(None, "--decode", help="Decode the codes to this stereo wav with Mimi."),
+    mimi: Optional[str] = typer.Option(None, "--mimi", help="Mimi weights for --decode (local path or hf://REPO/FILE)."),
+    random_mimi: bool = typer.Option(False, "--random-mimi", help="Decode with a randomly initialised Mimi (tests only)."),
+    list_ids: bool = typer.Option(False, "--list", help="Only list the dialogue ids in the shard."),
+) -> None:
+    """Print a dialogue's text streams frame by frame (pieces shown without ▁), optionally decode its audio."""
+    from jmoshi_augment.augment.inspect_shard import decode_audio, load_shard, pick, text_frames, write_decoded
+
+    if list_ids:
+        for item, _ in load_shard(shard):
+            typer.echo(item.id)
+        return
+    if decode is not None and (mimi is None) == (not random_mimi):
+        raise JmoshiError("--decode needs exactly one of --mimi PATH or --random-mimi")
+    sp = None
+    if tokenizer is not None:
+        from jmoshi_augment.checkpoints import load_text_tokenizer
+
+        sp = load_text_tokenizer(tokenizer)
+    item, names, _ = pick(shard, key)
+    for line in text_frames(item, names, sp, all_frames=all_frames):
+        typer.echo(line)
+    if decode is not None:
+        from jmoshi_augment.augment.types import SAMPLE_RATE
+        from jmoshi_augment.checkpoints import load_mimi
+
+        model = load_mimi(mimi, num_codebooks=item.codes.shape[1], random_weights=random_mimi)
+        write_decoded(decode, decode_audio(item, model), SAMPLE_RATE)
+        typer.echo(f"wrote {decode} ({names[0]} left, {names[1]} right)", err=True)
+
+
+@shards_app.command("verify")
+def shards_verify(
+    path: Path = typer.Argument(..., help="A tar/parquet shard, a wav, or an output folder (searched recursively)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="SentencePiece model: check text ids against its vocabulary."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", min=1, help="Text vocabulary size, without --tokenizer."),
+    card: int = typer.Option(2048, "--card", min=1, help="Mimi codebook size."),
+) -> None:
+    """Re-read outputs and check shapes, dtypes, id ranges and text/audio lengths per dialogue.
+    Exit code 1 when problems are found."""
+    from jmoshi_augment.augment.verify import verify_files
+
+    sp = None
+    if tokenizer is not None:
+        from jmoshi_augment.checkpoints import load_text_tokenizer
+
+        sp = load_text_tokenizer(tokenizer)
+    report = verify_files(path, vocab_size=vocab_size, card=card, sp=sp)
+    for problem in report.problems:
+        typer.echo(str(problem))
+    typer.echo(f"{report.files} files, {report.dialogues} dialogues, {len(report.problems)} problems", err=True)
+    if report.problems:
+        raise typer.Exit(1)
+
 # ------------------------------------------------------------------------------------------- chat
 
 # ------------------------------------------------------------------------------------------ report
