@@ -28,7 +28,7 @@ from jmoshi_augment.augment.timing import plan_timeline
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.io import atomic_write_text
+from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
 
 logger = logging.getLogger(__name__)
@@ -259,12 +259,20 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
     resumed = 0
     t_start = time.perf_counter()
 
+    rewrites: dict[int, dict[str, Any]] = {}
+
     def pending() -> Iterator[Dialogue]:
         nonlocal resumed
         for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
             if unit_path(out_dir, k).exists():
                 resumed += 1
                 continue
+            if recipe.rewrite.backend != "none":  # only units still to do pay for the LLM
+                from jmoshi_augment.augment.rewrite import RewriteReport, default_cache_dir, iter_rewrite
+
+                report = RewriteReport()
+                chunk = list(iter_rewrite(chunk, recipe.rewrite, default_cache_dir(recipe.rewrite, out_dir), report))
+                rewrites[k] = report.to_dict()
             todo.append((k, chunk))
             yield from chunk
 
@@ -283,7 +291,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
             bar.update(1)
             k, chunk = todo[0]
             if len(buffer) == len(chunk):
-                _finish_unit(out_dir, k, chunk, buffer, formats, tokens)
+                _finish_unit(out_dir, k, chunk, buffer, formats, tokens, rewrites.pop(k, None))
                 todo.pop(0)
                 buffer = []
                 done_units += 1
@@ -298,7 +306,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
 
 
 def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
-                 formats: set[str], tokens: TokenStage | None) -> None:
+                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None) -> None:
     from jmoshi_augment.augment.stats import analyze
     from jmoshi_augment.augment.types import SAMPLE_RATE
     from jmoshi_augment.augment.wav_format import write_wav_dialogue
@@ -343,8 +351,9 @@ def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dia
         "rejected": {res.dialogue_id: res.rejected for res in results if res.rejected},
         "skips": dict(Counter(s for res in results for s in res.skips)),
         "seconds": {k2: round(v, 3) for k2, v in seconds.items()},
+        "rewrite": rewrite,
     }
-    atomic_write_text(unit_path(out_dir, k), json.dumps(record, ensure_ascii=False, indent=1))
+    atomic_write_text(unit_path(out_dir, k), json.dumps(json_safe(record), ensure_ascii=False, indent=1, allow_nan=False))
 
 
 def read_units(out_dir: Path) -> list[dict[str, Any]]:
@@ -352,6 +361,20 @@ def read_units(out_dir: Path) -> list[dict[str, Any]]:
     for p in sorted((out_dir / UNITS_DIR).glob("unit-*.json")):
         records.append(json.loads(p.read_text(encoding="utf-8")))
     return records
+
+
+def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum per-unit count dicts (nested dicts of numbers); the first text value of a key is kept."""
+    total: dict[str, Any] = {}
+    for d in dicts:
+        for key, value in d.items():
+            if isinstance(value, dict):
+                total[key] = _add_counts([total.get(key, {}), value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+            else:
+                total.setdefault(key, value)
+    return total
 
 
 def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
@@ -375,6 +398,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         rejected.update(u["rejected"])
     for e in renderings:
         planned.update(e["planned"])
+    rewrite = _add_counts([u["rewrite"] for u in units if u.get("rewrite")])
     stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
     total = sum(e["duration"] for e in renderings)
     report = {
@@ -393,10 +417,11 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),
         "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "wall_seconds_this_run": round(wall_seconds, 2),
+        "rewrite": rewrite,
         "turn_taking": summarize(stats) if stats else {},
         "random_weights": recipe.models.random_weights,
     }
-    atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1))
+    atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
     if stats:
         write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
     return report

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jmoshi_augment.augment.stats import HUMAN_REFERENCE, DialogueStats, summarize
-from jmoshi_augment.io import atomic_write_bytes, atomic_write_text
+from jmoshi_augment.io import atomic_write_bytes, atomic_write_text, json_safe
 
 # key → (label, kind); kind picks the display format
 METRICS: dict[str, tuple[str, str]] = {
@@ -106,22 +106,11 @@ def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str
         "human_reference": HUMAN_REFERENCE,
         "sets": {n: {"summary": summaries[n], "dialogues": [s.to_dict() for s in ss]} for n, ss in sets.items()},
     }
-    atomic_write_text(out_dir / "stats.json", json.dumps(_no_nan(doc), ensure_ascii=False, indent=1))
+    atomic_write_text(out_dir / "stats.json", json.dumps(json_safe(doc), ensure_ascii=False, indent=1))
 
     atomic_write_bytes(out_dir / "fto.png", _plot_fto(sets))
     atomic_write_bytes(out_dir / "durations.png", _plot_durations(sets))
     return out_dir / "stats.md"
-
-
-def _no_nan(x: Any) -> Any:
-    """JSON has no NaN: write null."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _no_nan(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_no_nan(v) for v in x]
-    return x
 
 
 def _durations(stats: list[DialogueStats], get: Callable[[DialogueStats], Any]) -> np.ndarray:

@@ -55,6 +55,18 @@ def plan_timeline(
     start_of: dict[int, Seconds] = {}
     busy: dict[int, list[tuple[Seconds, Seconds]]] = {MAIN: [], OTHER: []}
 
+    # Each aizuchi's delay after its anchor word, and the share of it the partner talks over
+    # when resuming: Japanese speakers go on while the listener says うん, so an aizuchi sits
+    # inside the partner's speech rather than alone in a pause.
+    bc_delay: dict[int, Seconds] = {}
+    bc_inside: dict[int, float] = {}
+    bc_at: dict[tuple[int, int, int], int] = {}  # (turn, sentence, word) → backchannel segment
+    for i, seg in enumerate(script.segments):
+        if seg.kind == "backchannel" and seg.anchor is not None and rendered[i].duration > 0:
+            bc_delay[i] = min(_lognormal(rng, cfg.backchannel_delay_median, cfg.gap_sigma), cfg.backchannel_delay_max)
+            bc_inside[i] = float(rng.uniform(0.55, 0.9))
+            bc_at.setdefault((seg.turn, *seg.anchor), i)
+
     prev_end: Seconds = cfg.lead_in
     prev, prev_dur = None, 0.0  # previous placed speech segment
     for i, seg in enumerate(script.segments):
@@ -65,7 +77,11 @@ def plan_timeline(
         if prev is None:
             start = cfg.lead_in
         elif prev.speaker == seg.speaker:
-            start = prev_end + max(MIN_PAUSE, _lognormal(rng, cfg.pause_median, cfg.gap_sigma))
+            pause = max(MIN_PAUSE, _lognormal(rng, cfg.pause_median, cfg.gap_sigma))
+            bc = bc_at.get((prev.turn, prev.sentence, len(prev.words) - 1)) if prev.turn == seg.turn else None
+            if bc is not None:  # resume while the listener's aizuchi is still sounding
+                pause = min(pause, max(MIN_PAUSE, bc_delay[bc] + (1 - bc_inside[bc]) * rendered[bc].duration))
+            start = prev_end + pause
             events["pauses"] += 1
         else:
             kind, offset = sample_transition(rng, cfg, prev_dur)
@@ -80,23 +96,27 @@ def plan_timeline(
         prev_end = max(prev_end, start + dur)  # the floor is free once everyone so far has finished
         prev, prev_dur = seg, dur
 
-    # index speech segments by (turn, sentence) to find each backchannel's anchor word
     where = {(s.turn, s.sentence): i for i, s in enumerate(script.segments) if s.kind == "speech" and i in start_of}
-    turn_sentences: dict[int, list[int]] = {}
-    for (turn, sentence), i in sorted(where.items()):
-        turn_sentences.setdefault(turn, []).append(i)
-    for i, seg in enumerate(script.segments):
-        if seg.kind != "backchannel" or rendered[i].duration == 0 or seg.anchor is None:
-            continue
+    for i in bc_delay:
+        seg = script.segments[i]
         si, wi = seg.anchor
         host = where.get((seg.turn, si))
         if host is None or wi >= len(rendered[host].words):
             events["backchannels_dropped"] += 1
             continue
         anchor_end = start_of[host] + rendered[host].words[wi].end
-        delay = min(_lognormal(rng, cfg.backchannel_delay_median, cfg.gap_sigma), cfg.backchannel_delay_max)
-        start = anchor_end + delay
-        end = start + rendered[i].duration
+        dur = rendered[i].duration
+        start = anchor_end + bc_delay[i]
+        # where the partner speaks again: the next word of the sentence, or the next sentence
+        if wi + 1 < len(rendered[host].words):
+            resume = start_of[host] + rendered[host].words[wi + 1].start
+        else:
+            resume = start_of.get(where.get((seg.turn, si + 1), -1))
+        if resume is not None and start + (1 - bc_inside[i]) * dur < resume:
+            # it would end (mostly) in the partner's pause: start later, but never so late that it
+            # reads as hesitation
+            start = min(resume - (1 - bc_inside[i]) * dur, anchor_end + cfg.backchannel_delay_max)
+        end = start + dur
         ch = channel_of[seg.speaker]
         if any(s - BACKCHANNEL_CLEARANCE < end and start < e + BACKCHANNEL_CLEARANCE for s, e in busy[ch]):
             events["backchannels_dropped"] += 1

@@ -259,6 +259,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         for k in ("mimi", "text_tokenizer"):
             if k in models:
                 models[k] = fix(models[k])
+    rewrite = data.get("rewrite")
+    if isinstance(rewrite, dict):
+        for k in ("prompt_file", "cache_dir"):
+            if k in rewrite:
+                rewrite[k] = fix(rewrite[k])
     tts = data.get("tts")
     if isinstance(tts, dict):
         for v in tts.get("voices") or []:

@@ -116,3 +116,29 @@ def test_resuming_with_a_different_recipe_is_refused(tmp_path):
     other = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 1, "output.dir": str(out), "seed": 5, "workers": 1})
     with pytest.raises(JmoshiError, match="different recipe"):
         run_synth(other, progress=False)
+
+
+def test_llm_rewrite_runs_before_the_script_and_is_reported(tmp_path):
+    """The rewrite stage against a local fake OpenAI-compatible server, inside a real synth run."""
+    from fake_openai import FakeOpenAI, Reply, dialogue_of
+
+    def respond(body, n):
+        doc = dialogue_of(body)
+        turns = [{"speaker": t["speaker"], "text": ("ねえねえ、" if i == 0 else "") + t["text"]}
+                 for i, t in enumerate(doc["turns"])]
+        return Reply(json.dumps({"turns": turns}, ensure_ascii=False))
+
+    with FakeOpenAI(respond) as server:
+        recipe = load_recipe(ROOT / "recipes/sample.yaml", {
+            "corpus.limit": 2, "output.dir": str(tmp_path / "o"), "workers": 1,
+            "rewrite": {"backend": "llm", "model": "fake", "base_url": server.base_url, "concurrency": 2},
+        })
+        summary = run_synth(recipe, progress=False)
+        assert len(server.requests) == 2
+    rw = summary.report["rewrite"]
+    assert rw["rewritten"] == 2 and rw["llm_calls"] == 2
+    unit = json.loads(unit_path(tmp_path / "o", 0).read_text())
+    for r in unit["renderings"]:
+        assert r["source"][0][1].startswith("ねえねえ、")  # the script was made from the rewrite
+        assert r["script"][0][2].replace("えー、", "").startswith("ねえねえ")
+    assert (tmp_path / "o" / "cache" / "rewrite").is_dir()
