@@ -243,38 +243,70 @@ class SynthSummary:
     report: dict[str, Any]
 
 
+@dataclass
+class Unit:
+    """The k-th run of ``output.shard_size`` dialogues: the unit of work, resume and shards."""
+
+    index: int
+    dialogues: list[Dialogue]
+
+
+def pending_units(recipe: Recipe, load_report: LoadReport, filter_counts: Counter, resumed: Counter) -> Iterator[Unit]:
+    """Units whose record is missing, lazily; finished ones are counted in ``resumed["units"]``."""
+    out_dir = Path(recipe.output.dir)
+    dialogues = filtered_dialogues(recipe, load_report, filter_counts)
+    for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
+        if unit_path(out_dir, k).exists():
+            resumed["units"] += 1
+            continue
+        yield Unit(k, chunk)
+
+
+def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | None]:
+    """The optional LLM rewrite, paid only for units still to do (answers are cached on disk)."""
+    if recipe.rewrite.backend == "none":
+        return unit, None
+    from jmoshi_augment.augment.rewrite import RewriteReport, default_cache_dir, iter_rewrite
+
+    report = RewriteReport()
+    cache = default_cache_dir(recipe.rewrite, recipe.output.dir)
+    return Unit(unit.index, list(iter_rewrite(unit.dialogues, recipe.rewrite, cache, report))), report.to_dict()
+
+
+def process_unit(recipe: Recipe, unit: Unit, backend: Any, tokens: "TokenStage | None") -> None:
+    """One unit start to finish in this process (what a remote executor runs per task)."""
+    unit, rewrite = rewrite_unit(recipe, unit)
+    results = [synthesize_dialogue(d, recipe, backend) for d in unit.dialogues]
+    _finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite)
+
+
+def prepare_output(recipe: Recipe) -> "TokenStage | None":
+    """Check the output folder and the model files before any work; save the recipe and hashes."""
+    out_dir = Path(recipe.output.dir)
+    _check_output_dir(out_dir, recipe)
+    tokens = TokenStage(recipe) if set(recipe.output.formats) & TOKEN_FORMATS else None
+    atomic_write_text(out_dir / "models.json", json.dumps(model_files(recipe, tokens), indent=1, ensure_ascii=False))
+    return tokens
+
+
 def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
-    """Run every stage of ``recipe``; resumable. Returns the run report (also written to disk)."""
+    """Run every stage of ``recipe`` on this machine; resumable. Returns the run report (also
+    written to disk). Dialogues of a unit are synthesised in parallel worker processes; tokens
+    and shards are made here, one unit at a time."""
     from tqdm import tqdm
 
     out_dir = Path(recipe.output.dir)
-    _check_output_dir(out_dir, recipe)
+    tokens = prepare_output(recipe)  # fail on missing models first
     formats = set(recipe.output.formats)
-    tokens = TokenStage(recipe) if formats & TOKEN_FORMATS else None  # fail on missing models first
-    atomic_write_text(out_dir / "models.json", json.dumps(model_files(recipe, tokens), indent=1, ensure_ascii=False))
-
-    load_report, filter_counts = LoadReport(), Counter()
-    dialogues = filtered_dialogues(recipe, load_report, filter_counts)
-    todo: list[tuple[int, list[Dialogue]]] = []
-    resumed = 0
+    load_report, filter_counts, resumed = LoadReport(), Counter(), Counter()
+    todo: list[tuple[Unit, dict[str, Any] | None]] = []
     t_start = time.perf_counter()
 
-    rewrites: dict[int, dict[str, Any]] = {}
-
     def pending() -> Iterator[Dialogue]:
-        nonlocal resumed
-        for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
-            if unit_path(out_dir, k).exists():
-                resumed += 1
-                continue
-            if recipe.rewrite.backend != "none":  # only units still to do pay for the LLM
-                from jmoshi_augment.augment.rewrite import RewriteReport, default_cache_dir, iter_rewrite
-
-                report = RewriteReport()
-                chunk = list(iter_rewrite(chunk, recipe.rewrite, default_cache_dir(recipe.rewrite, out_dir), report))
-                rewrites[k] = report.to_dict()
-            todo.append((k, chunk))
-            yield from chunk
+        for unit in pending_units(recipe, load_report, filter_counts, resumed):
+            unit, rewrite = rewrite_unit(recipe, unit)
+            todo.append((unit, rewrite))
+            yield from unit.dialogues
 
     ctx = mp.get_context("spawn")  # fork after torch/OpenJTalk initialisation is unsafe
     recipe_json = recipe.model_dump_json()
@@ -289,9 +321,9 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
         for result in results_iter:
             buffer.append(result)
             bar.update(1)
-            k, chunk = todo[0]
-            if len(buffer) == len(chunk):
-                _finish_unit(out_dir, k, chunk, buffer, formats, tokens, rewrites.pop(k, None))
+            unit, rewrite = todo[0]
+            if len(buffer) == len(unit.dialogues):
+                _finish_unit(out_dir, unit.index, unit.dialogues, buffer, formats, tokens, rewrite)
                 todo.pop(0)
                 buffer = []
                 done_units += 1
@@ -302,7 +334,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
             pool.join()
 
     report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
-    return SynthSummary(out_dir, done_units, resumed, report)
+    return SynthSummary(out_dir, done_units, resumed["units"], report)
 
 
 def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
