@@ -275,7 +275,11 @@ def read_compare(path: str | Path) -> tuple[str, list[DialogueStats], list[str]]
     if (path / "units").is_dir() or (path / "report.json").is_file():
         other = read_run(path)
         return label, other.stats, [f"{label}: {m}" for m in other.problems]
-    return label, list(analyze_paths([path])), []
+    try:
+        return label, list(analyze_paths([path])), []
+    except (RuntimeError, OSError) as e:  # soundfile's errors for what is not audio
+        raise JmoshiError(f"--compare: not a run folder, wav, folder of wavs or data.jsonl manifest ({e})",
+                          path=path) from e
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -363,7 +367,9 @@ def write_html_report(
     run = read_run(out_dir)
     for _, _, problems in references:
         run.problems += problems
-    sets = {out_dir.name or "this run": run.stats, **{label: stats for label, stats, _ in references}}
+    sets = {out_dir.name or "this run": run.stats}
+    for (label, stats, _), path in zip(references, compare or []):
+        sets[label if label not in sets else str(path)] = stats
     summaries = {name: summarize(stats) if stats else {} for name, stats in sets.items()}
     token = _write_data(out_dir, run.renderings, page_size, detail_chunk)
     config = {

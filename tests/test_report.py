@@ -187,6 +187,16 @@ def test_compare_with_another_run_and_recordings(run_copy: Path, sample_run: Pat
     for label in ("copy", sample_run.name, "recordings", "human reference"):
         assert f"{label}:" in bars  # one bar (with its <title>) per set
     assert "recordings (n=" in page  # the histograms include the measured recordings
+    # a reference named like this run keeps its own bars (labelled by its path)
+    twin = tmp_path / "twin" / "copy"
+    shutil.copytree(sample_run, twin)
+    page = write_html_report(run_copy, [twin]).read_text(encoding="utf-8")
+    bars = re.search(r'<svg class="plot bars" data-metric="ipus_per_min".*?</svg>', page, re.S).group(0)
+    assert "<title>copy:" in bars and f"<title>{twin}:" in bars
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio", encoding="utf-8")
+    with pytest.raises(JmoshiError, match="notes.txt: cannot read audio"):
+        write_html_report(run_copy, [notes])
 
 
 def test_plan_reference(run_copy: Path):

@@ -221,7 +221,7 @@
     $("player-duration").textContent = "–";
     $("player-duration").removeAttribute("data-seconds");
     if (row.audio) {
-      audio.src = row.audio;
+      audio.src = row.audio.split("/").map(encodeURIComponent).join("/");  // ids may hold # or ?
       audio.load();
     } else {
       audio.removeAttribute("src");
