@@ -69,14 +69,16 @@ class RunData:
 # ----------------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path, problems: list[str], what: str) -> Any:
+def _read_json(path: Path, problems: list[str], consequence: str, label: str | None = None) -> Any:
+    """Parsed JSON, or None with a line in ``problems`` saying what that costs the report."""
+    label = label or path.name
     if not path.is_file():
-        problems.append(f"{path.name}: missing ({what} not shown)")
+        problems.append(f"{label}: missing; {consequence}")
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{path.name}: unreadable ({type(e).__name__}: {e}); {what} not shown")
+        problems.append(f"{label}: unreadable ({type(e).__name__}: {e}); {consequence}")
         return None
 
 
@@ -223,10 +225,10 @@ def read_run(out_dir: str | Path) -> RunData:
     if yaml_path.is_file():
         run.recipe_yaml = yaml_path.read_text(encoding="utf-8", errors="replace")
     else:
-        p.append("recipe.yaml: missing (resolved recipe not shown)")
-    run.recipe = _read_json(out_dir / "recipe.json", [], "recipe") or {}
-    run.models = _read_json(out_dir / "models.json", p, "model and voice files")
-    report = _read_json(out_dir / "report.json", p, "run totals from the pipeline; recomputed from units")
+        p.append("recipe.yaml: missing; resolved recipe not shown")
+    run.recipe = _read_json(out_dir / "recipe.json", [], "") or {}
+    run.models = _read_json(out_dir / "models.json", p, "model and voice files not shown")
+    report = _read_json(out_dir / "report.json", p, "totals recomputed from the unit records")
     run.report = report if isinstance(report, dict) else {}
 
     entries: list[dict[str, Any]] = []
@@ -234,7 +236,7 @@ def read_run(out_dir: str | Path) -> RunData:
     seconds: dict[str, float] = {}
     n_dialogues = 0
     for path in unit_files:
-        unit = _read_json(path, p, "this unit's dialogues")
+        unit = _read_json(path, p, "its dialogues are not listed", f"units/{path.name}")
         if not isinstance(unit, dict) or not isinstance(unit.get("renderings"), list):
             if unit is not None:
                 p.append(f"units/{path.name}: not a unit record (no renderings list)")
@@ -420,7 +422,7 @@ def serve_report(out_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
     from aiohttp import web
 
     async def main() -> None:
-        runner = web.AppRunner(report_app(out_dir))
+        runner = web.AppRunner(report_app(out_dir), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()

@@ -126,7 +126,7 @@ def test_partial_and_malformed_folder(run_copy: Path):
     problems = re.search(r'<section id="problems".*?</section>', page, re.S).group(0)
     assert "report.json: missing" in problems
     assert "models.json: missing" in problems
-    assert f"{units[1].name}: unreadable" in problems
+    assert f"units/{units[1].name}: unreadable (JSONDecodeError" in problems
     assert "1 of 1 wav files missing" in problems
     _, rows = load_js_data(run_copy / DATA_DIR / "list-00000.js")
     assert len(rows) == 1 and rows[0]["audio"] is None and "no audio file" in rows[0]["warnings"]
