@@ -114,14 +114,20 @@ def _init_worker(recipe_json: str) -> None:
     _worker["backend"] = get_backend(recipe.tts.backend, **recipe.tts.options)
 
 
-def _work(dialogue: Dialogue) -> DialogueResult:
+def safe_synthesize(dialogue: Dialogue, recipe: Recipe, backend: Any) -> DialogueResult:
+    """:func:`synthesize_dialogue`, with a dialogue that raises turned into a rejection: one bad
+    dialogue must not kill a 600-hour run, and every executor must reject the same ones."""
     try:
-        return synthesize_dialogue(dialogue, _worker["recipe"], _worker["backend"])
+        return synthesize_dialogue(dialogue, recipe, backend)
     except JmoshiError:
         raise
-    except Exception as e:  # one bad dialogue must not kill a 600-hour run; it is reported
+    except Exception as e:
         logger.exception("dialogue %s failed", dialogue.id)
         return DialogueResult(dialogue.id, rejected=f"error: {type(e).__name__}: {e}")
+
+
+def _work(dialogue: Dialogue) -> DialogueResult:
+    return safe_synthesize(dialogue, _worker["recipe"], _worker["backend"])
 
 
 # ----------------------------------------------------------------------------------- the run
@@ -198,13 +204,14 @@ def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
 class TokenStage:
     """Mimi + SentencePiece and the token writers, created only when a token format is asked for."""
 
-    def __init__(self, recipe: Recipe) -> None:
+    def __init__(self, recipe: Recipe, *, device: str | None = None) -> None:
+        """``device`` overrides ``tokenize.device`` (a Ray driver checks the models on its CPU)."""
         from jmoshi_augment.augment.tokenize import MimiEncoder
         from jmoshi_augment.checkpoints import load_mimi, load_text_tokenizer
 
         self.recipe = recipe
         m, t = recipe.models, recipe.tokenize
-        device = t.device
+        device = device or t.device
         if device == "auto":
             import torch
 
@@ -276,15 +283,16 @@ def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | Non
 def process_unit(recipe: Recipe, unit: Unit, backend: Any, tokens: "TokenStage | None") -> None:
     """One unit start to finish in this process (what a remote executor runs per task)."""
     unit, rewrite = rewrite_unit(recipe, unit)
-    results = [synthesize_dialogue(d, recipe, backend) for d in unit.dialogues]
+    results = [safe_synthesize(d, recipe, backend) for d in unit.dialogues]
     _finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite)
 
 
-def prepare_output(recipe: Recipe) -> "TokenStage | None":
-    """Check the output folder and the model files before any work; save the recipe and hashes."""
+def prepare_output(recipe: Recipe, *, device: str | None = None) -> "TokenStage | None":
+    """Check the output folder and the model files before any work; save the recipe and hashes.
+    ``device``: where to load Mimi for this check (default ``tokenize.device``)."""
     out_dir = Path(recipe.output.dir)
     _check_output_dir(out_dir, recipe)
-    tokens = TokenStage(recipe) if set(recipe.output.formats) & TOKEN_FORMATS else None
+    tokens = TokenStage(recipe, device=device) if set(recipe.output.formats) & TOKEN_FORMATS else None
     atomic_write_text(out_dir / "models.json", json.dumps(model_files(recipe, tokens), indent=1, ensure_ascii=False))
     return tokens
 
@@ -456,4 +464,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
     if stats:
         write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
+    from jmoshi_augment.augment.report import write_html_report
+
+    write_html_report(out_dir)
     return report
