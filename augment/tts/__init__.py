@@ -1,0 +1,34 @@
+"""TTS backends: a protocol, a registry, and the built-in backends' factories.
+
+Adding a backend: write its module, then one factory below that imports it lazily (heavy
+dependencies such as torch load only when a recipe names the backend).
+"""
+
+from __future__ import annotations
+
+from jmoshi_augment.augment.tts.base import (
+    EDGE_MARGIN,
+    TTSBackend,
+    UnvoicedSegment,
+    available_backends,
+    get_backend,
+    register_backend,
+)
+
+
+@register_backend("openjtalk")
+def _openjtalk(*, margin: float = EDGE_MARGIN) -> TTSBackend:
+    """OpenJTalk + HTS (pyopenjtalk-plus). ``margin``: seconds of silence kept at each end."""
+    from jmoshi_augment.augment.tts.openjtalk import OpenJTalkBackend
+
+    return OpenJTalkBackend(margin=margin)
+
+
+__all__ = [
+    "EDGE_MARGIN",
+    "TTSBackend",
+    "UnvoicedSegment",
+    "available_backends",
+    "get_backend",
+    "register_backend",
+]

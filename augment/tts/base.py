@@ -1,0 +1,131 @@
+"""What every TTS backend promises, and the registry that names them.
+
+A backend turns the segments of one voice into mono 24 kHz float32 audio plus one time span per
+script word. Everything downstream (planner, mixer, alignments, text tokens) trusts those spans, so
+the contract is strict:
+
+- audio peak-safe (|x| < 1) and trimmed to :data:`EDGE_MARGIN` of silence at both ends, so the
+  planner alone decides gaps and overlaps;
+- ``words[i]`` belongs to ``segment.words[i]``; times in seconds from the returned audio's start;
+  a word the engine did not voice (a symbol) gets a zero-length span, never a stretch of silence;
+- a segment with nothing voiceable yields empty audio in an :class:`UnvoicedSegment` whose
+  ``reason`` says why (the pipeline counts it), never silence labelled as speech;
+- same input → identical samples.
+
+Loudness is not a backend's business: the mixer normalises each channel and applies the voice's
+``gain_db`` afterwards (recipe ``tts.loudness_dbfs``, ``VoiceConfig.gain_db``).
+
+Backends are looked up by name (:func:`get_backend`), the way lhotse's ``register_extractor`` works:
+an explicit decorator on a factory, and the heavy import happens inside the factory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, WordTiming
+from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.recipe import VoiceConfig
+
+logger = logging.getLogger(__name__)
+
+EDGE_MARGIN: Seconds = 0.04  # silence kept before the first and after the last phoneme
+PEAK_LIMIT = 0.99  # rendered audio is scaled down (never clipped) to stay below this
+
+
+@runtime_checkable
+class TTSBackend(Protocol):
+    name: str
+
+    def render(self, segments: Sequence[Segment], voice: VoiceConfig) -> list[RenderedSegment]:
+        """One :class:`RenderedSegment` per segment, in order (see the module docstring)."""
+        ...
+
+
+@dataclass(frozen=True)
+class UnvoicedSegment(RenderedSegment):
+    """Empty audio for a segment the engine could not voice; ``reason`` is for reports."""
+
+    reason: str = ""
+
+
+def unvoiced(segment: Segment, reason: str) -> UnvoicedSegment:
+    logger.warning("not voiced: %r: %s", segment.text[:40], reason)
+    return UnvoicedSegment(
+        audio=np.zeros(0, dtype=np.float32),
+        words=tuple(WordTiming(w.surface, 0.0, 0.0) for w in segment.words),
+        reason=reason,
+    )
+
+
+def peak_safe(audio: np.ndarray, limit: float = PEAK_LIMIT) -> np.ndarray:
+    """float32 audio scaled down as a whole if any sample reaches ``limit``."""
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak >= limit:
+        audio = audio * np.float32(limit / peak * 0.999)
+    return audio
+
+
+def check_rendered(segment: Segment, rendered: RenderedSegment) -> None:
+    """The contract, as assertions a backend's tests (and debugging) can call."""
+    if rendered.audio.dtype != np.float32 or rendered.audio.ndim != 1:
+        raise AssertionError(f"audio must be mono float32, got {rendered.audio.dtype} {rendered.audio.shape}")
+    if len(rendered.words) != len(segment.words):
+        raise AssertionError(f"{len(rendered.words)} word timings for {len(segment.words)} words")
+    duration = len(rendered.audio) / SAMPLE_RATE
+    last = 0.0
+    for w, t in zip(segment.words, rendered.words):
+        if t.word != w.surface or not (last - 1e-9 <= t.start <= t.end <= duration + 1e-9):
+            raise AssertionError(f"bad timing {t} for {w.surface!r} (audio {duration:.3f} s)")
+        last = t.start
+    if rendered.audio.size and float(np.abs(rendered.audio).max()) >= 1.0:
+        raise AssertionError("audio is not peak-safe")
+
+
+# ------------------------------------------------------------------------------------ registry
+
+BackendFactory = Callable[..., TTSBackend]
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
+    """Register ``factory(*, option=default, ...) -> TTSBackend`` under ``name`` (a recipe's
+    ``tts.backend``); the factory's keyword parameters are the backend's ``tts.options``."""
+
+    def decorator(factory: BackendFactory) -> BackendFactory:
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"TTS backend {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def available_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_backend(name: str, **options: Any) -> TTSBackend:
+    """Build the backend ``name`` with the recipe's ``tts.options``."""
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise JmoshiError(f"unknown TTS backend {name!r}; known: {', '.join(available_backends()) or 'none'}",
+                          key="tts.backend")
+    try:  # factories spell out their options, so a typo is caught before any heavy import
+        inspect.signature(factory).bind(**options)
+    except TypeError as e:
+        raise JmoshiError(f"backend {name!r} does not take these options ({e}); "
+                          f"it takes: {_option_names(factory)}", key="tts.options") from None
+    return factory(**options)
+
+
+def _option_names(target: Callable[..., Any]) -> str:
+    names = [p.name for p in inspect.signature(target).parameters.values()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+    return ", ".join(names) or "no options"
