@@ -35,7 +35,6 @@ class OfflineResult:
 def read_input(path: str | Path, sample_rate: int) -> np.ndarray:
     """Any file libsndfile reads → mono float32 at ``sample_rate``."""
     import soundfile
-    import sphn
 
     try:
         data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
@@ -45,7 +44,14 @@ def read_input(path: str | Path, sample_rate: int) -> np.ndarray:
         raise JmoshiError("the input audio is empty", path=path)
     mono = data.mean(axis=1)
     if sr != sample_rate:
-        mono = sphn.resample(mono, src_sample_rate=sr, dst_sample_rate=sample_rate)
+        # Zero-phase polyphase resampling: sphn.resample delays the signal (768 samples at 16→24 kHz)
+        # and pads the tail, which would shift the user channel against the input file.
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sr), sample_rate)
+        mono = resample_poly(mono, sample_rate // g, int(sr) // g)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
