@@ -81,6 +81,7 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: Any) -> Dia
             rendered[i] = r
     t2 = time.perf_counter()
     result.seconds["tts"] = t2 - t1
+    result.skips += [f"segment not voiced: {r.reason}" for r in rendered if getattr(r, "reason", "")]
     if not any(r.duration > 0 for r, s in zip(rendered, script.segments) if s.kind == "speech"):
         result.rejected = "no speech could be rendered"
         return result

@@ -99,9 +99,9 @@ def _tagger():
 @lru_cache(maxsize=4096)
 def _openjtalk_reading(surface: str) -> str:
     """Readings UniDic lacks (numbers, Latin words) from OpenJTalk's own front end."""
-    import pyopenjtalk
+    from jmoshi_augment.augment.tts.openjtalk import load_pyopenjtalk
 
-    return pyopenjtalk.g2p(surface, kana=True)
+    return load_pyopenjtalk().g2p(surface, kana=True)
 
 
 def to_words(sentence: str) -> tuple[Word, ...]:

@@ -23,12 +23,12 @@ from scipy.signal import correlate, resample_poly
 from jmoshi_augment.augment.tts import UnvoicedSegment, available_backends, get_backend
 from jmoshi_augment.augment.tts.base import EDGE_MARGIN, check_rendered, peak_safe
 from jmoshi_augment.augment.tts.htsvoice import load_duration_model
-from jmoshi_augment.augment.tts.openjtalk import _pyopenjtalk, _split_counts, label_owners, word_label_ranges
+from jmoshi_augment.augment.tts.openjtalk import load_pyopenjtalk, _split_counts, label_owners, word_label_ranges
 from jmoshi_augment.augment.types import SAMPLE_RATE, Segment, Word
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import VoiceConfig
 
-pyopenjtalk = _pyopenjtalk()
+pyopenjtalk = load_pyopenjtalk()
 
 SENTENCES = [
     "東京都に行って、美味しいラーメンを食べたんだよね！",

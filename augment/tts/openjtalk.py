@@ -42,7 +42,7 @@ HTS_FULL_SCALE = 32768.0  # hts_engine renders 16-bit PCM values as floats
 
 
 @lru_cache(maxsize=1)
-def _pyopenjtalk() -> Any:
+def load_pyopenjtalk() -> Any:
     """Import pyopenjtalk with its import-time notice (printed to stdout) sent to the log."""
     notice = io.StringIO()
     with contextlib.redirect_stdout(notice):
@@ -212,7 +212,7 @@ class OpenJTalkBackend:
         self._lock = threading.Lock()  # an engine's speed/pitch settings hold until its next synthesis
 
     def _voice(self, voice: VoiceConfig) -> tuple[Any, DurationModel]:
-        pyopenjtalk = _pyopenjtalk()
+        pyopenjtalk = load_pyopenjtalk()
         path = voice.htsvoice or pyopenjtalk.DEFAULT_HTS_VOICE.decode("utf-8")
         model = load_duration_model(str(path))  # clear errors for a missing or broken file
         if path not in self._engines:
@@ -230,7 +230,7 @@ class OpenJTalkBackend:
         return [self._render_one(seg, voice, engine, model) for seg in segments]
 
     def _render_one(self, seg: Segment, voice: VoiceConfig, engine: Any, model: DurationModel) -> RenderedSegment:
-        pyopenjtalk = _pyopenjtalk()
+        pyopenjtalk = load_pyopenjtalk()
         text = seg.text
         if not seg.words or not text.strip():
             return unvoiced(seg, "segment has no words")
