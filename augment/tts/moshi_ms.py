@@ -1,0 +1,539 @@
+"""J-Moshi's multi-stream TTS: a Moshi LM retrained to voice a whole dialogue at once.
+
+The checkpoint is a Moshi network with 8 Mimi codebooks per speaker in its Depth Transformer
+(``n_q = dep_q = 16``), trained on one merged text stream (token 1 before a main-speaker turn, 2
+before an other-speaker turn, padding 3, end-of-padding 0; notes/jmoshi-method.md §2.3). This
+backend writes our spoken script into that stream, lets :class:`~.ms_decode.ForcedDecoder` keep the
+model's own pads and force everything else, and turns the result back into the pipeline's
+:class:`RenderedDialogue`: channel 0 decoded from the main speaker's codebooks, channel 1 from the
+other's, word starts read off the frames where each word's first token was forced.
+
+Voices come from an *audio prompt* (J-Moshi's MS-TTS has no speaker embedding): a stereo wav per
+voice pair (channel 0 = main voice), Mimi-encoded, prepended to the generation and cut from the
+output; or a ``.npy`` of ``[17, T]`` token ids as J-Moshi's ``--prompt_streams_path`` takes.
+
+It is a *dialogue-level* backend (it decides timing itself): the pipeline calls
+:meth:`MoshiMultiStreamTTS.render_dialogues` (or ``render_dialogue``) instead of per-voice
+``render`` + ``plan_timeline`` + ``mix``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+import numpy as np
+
+from jmoshi_augment.augment.tts.base import EDGE_MARGIN, peak_safe
+from jmoshi_augment.augment.tts.ms_decode import DecodeItem, DecodeLimits, DecodeOutput, StreamSampling, undelay
+from jmoshi_augment.augment.types import (
+    FRAME_RATE,
+    MAIN,
+    OTHER,
+    SAMPLE_RATE,
+    AlignedWord,
+    RenderedDialogue,
+    Seconds,
+    SpokenScript,
+)
+from jmoshi_augment.errors import JmoshiError
+
+if TYPE_CHECKING:
+    import sentencepiece
+    import torch
+    from moshi.models.compression import MimiModel
+    from moshi.models.lm import LMModel
+
+logger = logging.getLogger(__name__)
+
+FRAME = 1 / FRAME_RATE
+SPEAKER_TOKEN = {MAIN: 1, OTHER: 2}  # J-Moshi MS-TTS: main_speaker_bos_id=1, other_speaker_bos_id=2
+PAD_ID, END_PAD_ID = 3, 0
+MORAE_PER_SECOND = 8.0  # everyday Japanese conversation (CEJC); bounds a word's estimated end
+SENTENCE_END = tuple("。、!?！？…")
+PROMPT_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".npy")
+
+
+# --------------------------------------------------------------------------- script → text stream
+
+
+@dataclass(frozen=True)
+class ScriptWord:
+    segment: int  # index into SpokenScript.segments
+    index: int  # word index inside the segment
+    surface: str
+    channel: int
+    morae: int
+    token: int  # index into ScriptTokens.ids of the first piece covering or following the word; -1: none
+    run: int  # which speaker run (stretch of one speaker's words in the merged stream) it is in
+
+
+@dataclass(frozen=True)
+class ScriptTokens:
+    """The merged text stream to force, and which script word each piece belongs to."""
+
+    ids: tuple[int, ...]
+    words: tuple[ScriptWord, ...]  # in spoken order
+    dropped: int = 0  # pieces dropped: unknown (id collides with end-of-padding 0) or byte fallback
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def speaker_runs(script: SpokenScript, main_speaker: str, backchannels: str = "inline") -> list[tuple[int, list[tuple[int, int]]]]:
+    """``[(channel, [(segment, word), ...]), ...]`` in spoken order. With ``inline``, each
+    backchannel becomes a short turn of its speaker right after its anchor word in the partner's
+    turn (how J-Moshi-ext's rewritten scripts hold 「そうそう！」), or after that turn's last word
+    when the anchor is missing."""
+    if main_speaker not in script.speakers:
+        raise JmoshiError(f"main speaker {main_speaker!r} is not one of the script's speakers {list(script.speakers)}",
+                          key=script.dialogue_id)
+    channel = {s: (MAIN if s == main_speaker else OTHER) for s in script.speakers}
+    at_anchor: dict[tuple[int, int, int], list[int]] = {}
+    after_turn: dict[int, list[int]] = {}
+    speech = [(i, s) for i, s in enumerate(script.segments) if s.kind == "speech" and s.words]
+    known = {(s.turn, s.sentence, w) for _, s in speech for w in range(len(s.words))}
+    if backchannels == "inline":
+        for i, s in enumerate(script.segments):
+            if s.kind != "backchannel" or not s.words:
+                continue
+            if s.anchor is not None and (s.turn, *s.anchor) in known:
+                at_anchor.setdefault((s.turn, *s.anchor), []).append(i)
+            else:
+                after_turn.setdefault(s.turn, []).append(i)
+    last_of_turn = {s.turn: i for i, s in speech}
+
+    runs: list[tuple[int, list[tuple[int, int]]]] = []
+
+    def add(ch: int, seg: int, w: int) -> None:
+        if not runs or runs[-1][0] != ch:
+            runs.append((ch, []))
+        runs[-1][1].append((seg, w))
+
+    for i, seg in speech:
+        for w in range(len(seg.words)):
+            add(channel[seg.speaker], i, w)
+            for b in at_anchor.get((seg.turn, seg.sentence, w), []):
+                for bw in range(len(script.segments[b].words)):
+                    add(channel[script.segments[b].speaker], b, bw)
+        if last_of_turn[seg.turn] == i:
+            for b in after_turn.get(seg.turn, []):
+                for bw in range(len(script.segments[b].words)):
+                    add(channel[script.segments[b].speaker], b, bw)
+    return runs
+
+
+def build_script_tokens(script: SpokenScript, main_speaker: str, sp: "sentencepiece.SentencePieceProcessor", *,
+                        backchannels: str = "inline", end_punct: bool = True) -> ScriptTokens:
+    """The merged stream J-Moshi's MS-TTS was trained on: a speaker token at each change of
+    speaker, then that run's text as SentencePiece pieces, no spaces, leading ``▁`` removed,
+    「。」 appended to a run that does not end in punctuation (its inference normaliser does this)."""
+    ids: list[int] = []
+    words: list[ScriptWord] = []
+    dropped = 0
+    unk = sp.unk_id()
+    for r, (ch, members) in enumerate(speaker_runs(script, main_speaker, backchannels)):
+        ids.append(SPEAKER_TOKEN[ch])
+        surfaces = [script.segments[s].words[w].surface for s, w in members]
+        text = "".join(surfaces)
+        if end_punct and not text.endswith(SENTENCE_END):
+            text += "。"
+        starts = np.cumsum([0] + [len(x.encode("utf-8")) for x in surfaces])[:-1]
+        piece_ends: list[int] = []  # byte end of each kept piece, parallel to the ids added below
+        first_id = len(ids)
+        for p in sp.encode(text, out_type="proto").pieces:
+            pid, piece = p.id, p.piece
+            if pid == unk or sp.is_byte(pid) or sp.is_control(pid):
+                dropped += 1
+                continue
+            if piece.startswith("▁"):
+                bare = piece[1:]
+                if not bare:
+                    continue  # the dummy-prefix space on its own
+                alt = sp.piece_to_id(bare)
+                if alt != unk:
+                    pid = alt
+            ids.append(pid)
+            piece_ends.append(p.end)
+        for (s, w), b in zip(members, starts):
+            k = next((j for j, e in enumerate(piece_ends) if e > b), None)
+            word = script.segments[s].words[w]
+            words.append(ScriptWord(s, w, word.surface, ch, word.morae, -1 if k is None else first_id + k, r))
+    if dropped:
+        logger.warning("%s: %d SentencePiece pieces dropped (unknown or byte fallback)", script.dialogue_id, dropped)
+    return ScriptTokens(tuple(ids), tuple(words), dropped)
+
+
+def word_timings(tokens: ScriptTokens, consumed_frames: np.ndarray, duration: Seconds) -> list[AlignedWord]:
+    """Starts are frame-exact (the frame where the word's first piece was forced); an end is the
+    next word's start in the same run, or start + the longer of its pieces' frames and its morae
+    at 8 morae/s, never past the next start or the audio."""
+    out: list[AlignedWord] = []
+    starts = []
+    last = 0.0
+    for w in tokens.words:
+        f = int(consumed_frames[w.token]) if w.token >= 0 else -1
+        t = f * FRAME if f >= 0 else last
+        t = max(t, last)
+        starts.append(min(t, duration))
+        last = starts[-1]
+    for i, w in enumerate(tokens.words):
+        start = starts[i]
+        nxt = next((starts[j] for j in range(i + 1, len(tokens.words)) if tokens.words[j].run == w.run
+                    and starts[j] > start), None)
+        pieces = 1
+        if w.token >= 0:
+            later = [x.token for x in tokens.words[i + 1:] if x.token > w.token]
+            pieces = (min(later) if later else len(tokens.ids)) - w.token
+        end = start + max(pieces * FRAME, w.morae / MORAE_PER_SECOND)
+        if nxt is not None:
+            end = min(end, nxt)
+        out.append(AlignedWord(w.surface, start, min(end, duration), w.channel))
+    return sorted(out, key=lambda a: (a.start, a.channel))
+
+
+def trim_end(audio: np.ndarray, keep: int, *, silence_db: float = -40.0, margin: Seconds = EDGE_MARGIN) -> int:
+    """Samples to keep: up to the last 80 ms frame louder than ``silence_db`` below the loudest
+    frame (either channel), never fewer than ``keep``, plus ``margin``."""
+    hop = int(SAMPLE_RATE / FRAME_RATE)
+    n = audio.shape[-1] // hop
+    if n == 0:
+        return audio.shape[-1]
+    rms = np.sqrt(np.mean(np.square(audio[:, : n * hop].reshape(2, n, hop), dtype=np.float64), axis=-1)).max(axis=0)
+    loud = rms.max()
+    active = np.nonzero(rms > loud * 10 ** (silence_db / 20))[0] if loud > 0 else np.zeros(0, dtype=int)
+    end = (int(active[-1]) + 1) * hop if active.size else 0
+    return int(min(audio.shape[-1], max(end, keep) + int(margin * SAMPLE_RATE)))
+
+
+# ----------------------------------------------------------------------------------- model files
+
+
+@dataclass
+class MultiStreamModel:
+    lm: "LMModel"
+    mimi: "MimiModel"
+    sp: "sentencepiece.SentencePieceProcessor"
+    files: dict[str, str] = field(default_factory=dict)  # what was loaded, for models.json
+
+    @property
+    def codebooks_per_speaker(self) -> int:
+        return self.lm.dep_q // 2
+
+
+def _lm_kwargs(info: Any) -> dict[str, Any]:
+    import json
+
+    from moshi.models import loaders
+
+    if info.lm_config is not None:
+        return dict(info.lm_config)
+    trainer = Path(info.moshi_weights).with_name("moshi_lm_kwargs.json")  # nu-dialogue/moshi-finetune
+    if trainer.is_file():
+        try:
+            return dict(json.loads(trainer.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as e:
+            raise JmoshiError(f"not valid JSON: {e}", path=trainer) from None
+    # J-Moshi layout without config.json: the stock 7B with the user stream's 8 extra heads
+    return dict(loaders._lm_kwargs, dep_q=16)
+
+
+def check_multistream(kwargs: dict[str, Any], weights: Path) -> None:
+    """Fail before any work when the checkpoint cannot voice two speakers."""
+    from safetensors import safe_open
+
+    n_q, dep_q = int(kwargs.get("n_q", 8)), int(kwargs.get("dep_q", 8))
+    if dep_q != n_q or n_q % 2:
+        raise JmoshiError(
+            f"multi-stream TTS needs a Depth Transformer that generates both speakers' codebooks "
+            f"(dep_q = n_q, e.g. 16 = 2 x 8); this checkpoint has n_q={n_q}, dep_q={dep_q} "
+            "(a dialogue model, not a multi-stream TTS)", path=weights)
+    if weights.suffix not in (".safetensors", ".sft", ".sfts"):
+        raise JmoshiError("LM weights must be a .safetensors file", path=weights)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            heads = {k.split(".")[1] for k in f.keys() if k.startswith("linears.")}
+    except Exception as e:  # safetensors raises several unrelated types for a bad header
+        raise JmoshiError(f"cannot read LM weights: {e}", path=weights) from None
+    if len(heads) != dep_q:
+        raise JmoshiError(f"the file has {len(heads)} Depth Transformer output heads (linears.*) but a "
+                          f"multi-stream TTS with dep_q={dep_q} needs {dep_q}", path=weights)
+
+
+def load_multistream_model(spec: str | Path, *, device: str = "cpu", dtype: "torch.dtype | None" = None,
+                           lm: str | Path | None = None, mimi: str | Path | None = None,
+                           tokenizer: str | Path | None = None) -> MultiStreamModel:
+    """A J-Moshi-layout folder or HF repo id → LM (checked for dep_q = n_q), Mimi, SentencePiece."""
+    import torch
+    from moshi.models.lm import LMModel
+    from moshi.models.loaders import get_mimi
+    from safetensors.torch import load_file
+
+    from jmoshi_augment.checkpoints import load_text_tokenizer, resolve_model
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise JmoshiError(f"device {device!r} requested but CUDA is not available")
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    info = resolve_model(spec, lm=lm, mimi=mimi, tokenizer=tokenizer)
+    weights = Path(info.moshi_weights)
+    kwargs = _lm_kwargs(info)
+    check_multistream(kwargs, weights)
+    for key in ("lora", "lora_rank", "lora_scaling", "depformer_causal", "conditioners", "fuser"):
+        if kwargs.pop(key, None) and key in ("conditioners", "fuser", "lora"):
+            raise JmoshiError(f"config.json has {key!r}: conditioned or LoRA LMs are not J-Moshi MS-TTS checkpoints "
+                              "(use the dsm backend for Kyutai TTS models)", path=weights)
+    sp = load_text_tokenizer(info.tokenizer)
+    with torch.device("meta"):
+        try:
+            model = LMModel(device="meta", dtype=dtype, **kwargs)
+        except (TypeError, AssertionError) as e:
+            raise JmoshiError(f"invalid LM config: {e}", path=weights) from None
+    state = {k: (v.to(dtype) if v.dtype.is_floating_point else v) for k, v in load_file(str(weights)).items()}
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as e:
+        raise JmoshiError("LM weights do not match the config: " + " ".join(str(e).split())[:400], path=weights) from None
+    model = model.to(device).eval()
+    if sp.vocab_size() > model.text_card:
+        raise JmoshiError(f"the tokenizer has {sp.vocab_size()} pieces but the LM's text_card is {model.text_card}",
+                          path=info.tokenizer)
+    codec = get_mimi(filename=info.mimi_weights, mimi_config=info.mimi_config, device=device,
+                     num_codebooks=model.dep_q // 2)
+    if codec.cardinality != model.card:
+        raise JmoshiError(f"Mimi has {codec.cardinality} codes per codebook but the LM's card is {model.card}",
+                          path=info.mimi_weights)
+    files = {"lm": str(weights), "mimi": str(info.mimi_weights), "tokenizer": str(info.tokenizer)}
+    return MultiStreamModel(model, codec, sp, files)
+
+
+# ------------------------------------------------------------------------------------ prompt bank
+
+
+class PromptBank:
+    """Voice pairs by name (file stem): stereo wavs (Mimi-encoded on first use) or token ``.npy``."""
+
+    def __init__(self, paths: Sequence[str | Path], *, max_seconds: Seconds = 10.0, text: str = "pad") -> None:
+        files: list[Path] = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                files.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in PROMPT_EXTS))
+            elif p.is_file():
+                files.append(p)
+            else:
+                raise JmoshiError("audio prompt not found", path=p, key="tts.options.prompts")
+        self.files = {f.stem: f for f in files}
+        if len(self.files) != len(files):
+            raise JmoshiError("two audio prompts share a file name (prompts are named by stem)", key="tts.options.prompts")
+        self.max_frames = int(max_seconds * FRAME_RATE)
+        self.text = text
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.files)
+
+    def tokens(self, name: str | None, model: MultiStreamModel) -> np.ndarray:
+        """int64 ``[1 + dep_q, T]`` for voice pair ``name`` (``None`` with an empty bank: no prompt)."""
+        K = model.lm.num_codebooks
+        if name is None:
+            return np.zeros((K, 0), dtype=np.int64)
+        if name not in self.files:
+            raise JmoshiError(f"unknown voice pair {name!r}; the prompt bank has: {', '.join(self.names) or 'nothing'}",
+                              key="tts.options.prompts")
+        if name not in self._cache:
+            self._cache[name] = self._load(self.files[name], model)
+        return self._cache[name]
+
+    def _load(self, path: Path, model: MultiStreamModel) -> np.ndarray:
+        import torch
+
+        K = model.lm.num_codebooks
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path)
+            if arr.ndim != 2 or arr.shape[0] != K or not np.issubdtype(arr.dtype, np.integer):
+                raise JmoshiError(f"a token prompt must be an integer array [{K}, T], got {arr.dtype} {list(arr.shape)}", path=path)
+            return arr[:, -self.max_frames:].astype(np.int64)
+        import sphn
+
+        try:
+            wav, _ = sphn.read(str(path), sample_rate=SAMPLE_RATE)
+        except Exception as e:  # sphn raises plain exceptions for unreadable files
+            raise JmoshiError(f"cannot read audio prompt: {e}", path=path) from None
+        if wav.ndim != 2 or wav.shape[0] != 2:
+            raise JmoshiError(f"an audio prompt must be stereo (channel 0 = main voice, 1 = other), got "
+                              f"{wav.shape[0] if wav.ndim == 2 else 1} channel(s)", path=path)
+        hop = int(SAMPLE_RATE / FRAME_RATE)
+        wav = wav[:, -self.max_frames * hop:]
+        wav = wav[:, : wav.shape[1] // hop * hop]
+        if wav.shape[1] == 0:
+            raise JmoshiError("audio prompt is shorter than one 80 ms frame", path=path)
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(model.lm.device)[:, None]
+            codes = model.mimi.encode(x).cpu().numpy()  # [2, 8, T]
+        text = np.full((1, codes.shape[-1]), PAD_ID if self.text == "pad" else -1, dtype=np.int64)
+        return np.concatenate([text, codes[0], codes[1]], axis=0).astype(np.int64)
+
+
+# -------------------------------------------------------------------------------------- backend
+
+
+@dataclass(frozen=True)
+class DialogueRequest:
+    script: SpokenScript
+    main_speaker: str
+    voice_pair: str | None  # prompt name; None: drawn from the bank by the caller's rng
+    seed: int
+
+
+class RenderFailed(RuntimeError):
+    """The model did not consume the whole script within ``max_frames`` (reported, not fatal)."""
+
+
+@dataclass(frozen=True)
+class MultiStreamOptions:
+    sampling: StreamSampling = StreamSampling()
+    limits: DecodeLimits = DecodeLimits()
+    batch_size: int = 8  # dialogues per forward
+    backchannels: Literal["inline", "drop"] = "inline"
+    end_punct: bool = True
+    silence_db: float = -40.0  # trailing-silence threshold below the loudest frame
+    decode_batch: int = 8  # channels per Mimi decode call
+
+
+class MoshiMultiStreamTTS:
+    """Dialogue-level backend ``moshi_ms`` (see module docstring)."""
+
+    name = "moshi_ms"
+    dialogue_level = True
+
+    def __init__(self, model: MultiStreamModel, prompts: PromptBank, options: MultiStreamOptions = MultiStreamOptions()) -> None:
+        self.model = model
+        self.prompts = prompts
+        self.options = options
+
+    def render(self, segments: Any, voice: Any) -> Any:
+        raise JmoshiError("the moshi_ms backend voices whole dialogues: call render_dialogue(s), not render",
+                          key="tts.backend")
+
+    def pick_voice_pair(self, rng: np.random.Generator) -> str | None:
+        names = self.prompts.names
+        return names[int(rng.integers(len(names)))] if names else None
+
+    def render_dialogue(self, script: SpokenScript, main_speaker: str, voice_pair: str | None,
+                        rng: np.random.Generator) -> RenderedDialogue:
+        """One rendering; ``voice_pair`` None draws one from the prompt bank with ``rng``."""
+        if voice_pair is None:
+            voice_pair = self.pick_voice_pair(rng)
+        request = DialogueRequest(script, main_speaker, voice_pair, int(rng.integers(0, 2**63 - 1)))
+        out = self.render_dialogues([request])[0]
+        if isinstance(out, RenderFailed):
+            raise out
+        return out
+
+    def render_dialogues(self, requests: Sequence[DialogueRequest]) -> list[RenderedDialogue | RenderFailed]:
+        """Many renderings through one batched decoder; results in request order."""
+        from jmoshi_augment.augment.tts.ms_decode import ForcedDecoder
+
+        o = self.options
+        scripts = [build_script_tokens(r.script, r.main_speaker, self.model.sp, backchannels=o.backchannels,
+                                       end_punct=o.end_punct) for r in requests]
+        prompts = [self.prompts.tokens(r.voice_pair, self.model) for r in requests]
+        items = [DecodeItem(np.asarray(s.ids, dtype=np.int64), p, r.seed) for s, p, r in zip(scripts, prompts, requests)]
+        decoder = ForcedDecoder(self.model.lm, pad_id=PAD_ID, end_pad_id=END_PAD_ID, sampling=o.sampling, limits=o.limits)
+        outputs = decoder.run(items, o.batch_size)
+        audio = self._decode_audio([undelay(out.steps, self.model.lm.delays) for out in outputs])
+        return [self._finish(r, s, p.shape[1], out, a) for r, s, p, out, a in zip(requests, scripts, prompts, outputs, audio)]
+
+    def _decode_audio(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Mimi-decode every item's two channels (prompt included, for the codec's context),
+        batched and padded; returns float32 ``[2, samples]`` per item."""
+        import torch
+
+        q = self.model.codebooks_per_speaker
+        hop = int(SAMPLE_RATE / FRAME_RATE)
+        chans = [(i, c, f[1 + c * q: 1 + (c + 1) * q]) for i, f in enumerate(frames) for c in (0, 1)]
+        out = [np.zeros((2, f.shape[1] * hop), dtype=np.float32) for f in frames]
+        bs = max(1, self.options.decode_batch)
+        for a in range(0, len(chans), bs):
+            group = chans[a: a + bs]
+            T = max(g[2].shape[1] for g in group)
+            if T == 0:
+                continue
+            codes = np.zeros((len(group), q, T), dtype=np.int64)
+            for j, (_, _, c) in enumerate(group):
+                codes[j, :, : c.shape[1]] = np.clip(c, 0, self.model.lm.card - 1)
+            with torch.no_grad():
+                pcm = self.model.mimi.decode(torch.from_numpy(codes).to(self.model.lm.device))[:, 0].float().cpu().numpy()
+            for j, (i, c, cc) in enumerate(group):
+                out[i][c] = pcm[j, : cc.shape[1] * hop]
+        return out
+
+    def _finish(self, request: DialogueRequest, tokens: ScriptTokens, prompt_frames: int, out: DecodeOutput,
+                audio: np.ndarray) -> RenderedDialogue | RenderFailed:
+        sid = request.script.dialogue_id
+        if not out.complete:
+            done = int((out.consumed_at >= 0).sum())
+            return RenderFailed(f"{sid}: script not consumed within max_frames={self.options.limits.max_frames} "
+                                f"({done}/{len(tokens)} tokens)")
+        hop = int(SAMPLE_RATE / FRAME_RATE)
+        audio = audio[:, prompt_frames * hop:]  # the prompt is context, not output
+        consumed = out.consumed_at - prompt_frames
+        last_token = int(consumed.max()) + 1
+        n = trim_end(audio, last_token * hop, silence_db=self.options.silence_db)
+        audio = np.stack([peak_safe(audio[0, :n]), peak_safe(audio[1, :n])])
+        words = word_timings(tokens, consumed, n / SAMPLE_RATE)
+        text = undelay(out.steps, self.model.lm.delays)[0, prompt_frames:]
+        other = next(s for s in request.script.speakers if s != request.main_speaker)
+        return RenderedDialogue(
+            id=f"{sid}-main{request.main_speaker}",
+            dialogue_id=sid,
+            corpus=request.script.corpus,
+            audio=audio,
+            words=tuple(words),
+            speaker_map={"main": request.main_speaker, "other": other},
+            meta={
+                "planned": {},  # the model chose the timing; nothing was planned
+                "skipped": list(request.script.skipped),
+                "voices": {"main": f"{request.voice_pair}:0", "other": f"{request.voice_pair}:1"},
+                "tts": {"backend": self.name, "seed": request.seed, "voice_pair": request.voice_pair,
+                        "prompt_frames": prompt_frames, "script_tokens": len(tokens), "dropped_pieces": tokens.dropped},
+                "text_stream": text[: n // hop + 1].tolist(),
+            },
+        )
+
+
+def create(*, model: str, prompts: Sequence[str] = (), device: str = "auto", lm: str | None = None,
+           mimi: str | None = None, tokenizer: str | None = None, batch_size: int = 8,
+           temp_text: float = 0.55, top_k_text: int = 25, temp_main: float = 0.6, top_k_main: int = 250,
+           temp_other: float = 0.6, top_k_other: int = 250, pad_bonus: float = 0.0, max_frames: int = 2000,
+           tail_frames: int = 25, backchannels: str = "inline", end_punct: bool = True,
+           prompt_seconds: float = 10.0, prompt_text: str = "pad", silence_db: float = -40.0) -> MoshiMultiStreamTTS:
+    """Factory for ``tts.backend: moshi_ms``; every keyword is a ``tts.options`` key.
+
+    ``model``: J-Moshi-layout folder or HF repo id; ``prompts``: stereo wavs / token ``.npy`` files
+    or folders of them (the voice-pair bank).
+    """
+    for name, value in (("temp_text", temp_text), ("temp_main", temp_main), ("temp_other", temp_other)):
+        if value < 0:
+            raise JmoshiError(f"must be >= 0 (0 = greedy), got {value}", key=f"tts.options.{name}")
+    for name, value in (("batch_size", batch_size), ("max_frames", max_frames)):
+        if value < 1:
+            raise JmoshiError(f"must be >= 1, got {value}", key=f"tts.options.{name}")
+    if backchannels not in ("inline", "drop"):
+        raise JmoshiError(f"must be inline or drop, got {backchannels!r}", key="tts.options.backchannels")
+    if prompt_text not in ("pad", "zero"):
+        raise JmoshiError(f"must be pad or zero, got {prompt_text!r}", key="tts.options.prompt_text")
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    loaded = load_multistream_model(model, device=device, lm=lm, mimi=mimi, tokenizer=tokenizer)
+    options = MultiStreamOptions(
+        sampling=StreamSampling(temp_text, top_k_text, temp_main, top_k_main, temp_other, top_k_other, pad_bonus),
+        limits=DecodeLimits(max_frames=max_frames, tail_frames=tail_frames),
+        batch_size=batch_size, backchannels=backchannels,  # type: ignore[arg-type]
+        end_punct=end_punct, silence_db=silence_db,
+    )
+    return MoshiMultiStreamTTS(loaded, PromptBank(prompts, max_seconds=prompt_seconds, text=prompt_text), options)

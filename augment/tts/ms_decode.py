@@ -1,0 +1,290 @@
+"""Forced multi-stream decoding on a Moshi ``LMModel``: the step loop behind :mod:`.moshi_ms`.
+
+J-Moshi's multi-stream TTS is a Moshi network whose 17 streams per 80 ms frame are one merged text
+stream plus 8 Mimi codebooks per speaker (``n_q = dep_q = 16``). At every step the Temporal
+Transformer proposes a text token; a padding (3) or end-of-padding (0) proposal is kept, anything
+else is replaced by the next token of the script, so the model itself chooses pauses, gaps and
+overlaps while the words stay the script's. The Depth Transformer then samples all 16 audio
+codebooks of both speakers.
+
+Why not ``moshi.models.lm.LMGen``: it has one temperature for all codebooks, feeds the Depth
+Transformer its own samples even where a prompt token is forced afterwards, and draws from the
+global torch generator, so an item's output depends on its batch neighbours. Here:
+
+- every item (dialogue × seed) draws its noise from a counter-based hash of (seed, step, stream,
+  rank), so a batched run gives each item exactly what a run on its own gives (up to float
+  non-associativity of batched matmuls);
+- forced tokens (audio prompt, script) are what the next codebook and the next step see;
+- a finished item frees its slot and the next pending item starts there
+  (``reset_streaming(mask)`` on that slot only), so a batch never waits for its longest member.
+
+Delays (``lm.delays``, e.g. ``[0, 0, 1×7, 0, 1×7]``): the value produced at step ``s`` for stream
+``k`` is frame ``s - delays[k]`` of that stream; inputs at step ``s`` are the step ``s-1`` values,
+or the initial token while ``s <= delays[k]``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from moshi.models.lm import LMModel
+
+UNSET = -2  # moshi's "ungenerated" id: no forced value at this position
+M32 = 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------- batch-invariant noise
+
+
+def _mul32(a: "torch.Tensor", b: int) -> "torch.Tensor":
+    """``a * b mod 2**32`` for int64 ``a < 2**32`` without int64 overflow (CPU and CUDA agree)."""
+    lo, hi = b & 0xFFFF, b >> 16
+    return (a * lo + ((a * hi) & 0xFFFF) * 65536) & M32
+
+
+def _mix32(x: "torch.Tensor") -> "torch.Tensor":
+    """Wellons' lowbias32 integer hash on int64 tensors holding 32-bit values."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def hash_uniform(seeds: "torch.Tensor", steps: "torch.Tensor", n: int) -> "torch.Tensor":
+    """float32 ``[B, n]`` in (0, 1): column ``j`` of row ``b`` is a pure function of
+    (``seeds[b]``, ``steps[b]``, ``j``), whatever else is in the batch."""
+    import torch
+
+    h = _mix32((seeds & M32) ^ 0x9E3779B9)
+    h = _mix32(h ^ ((seeds >> 32) & M32))
+    h = _mix32(h ^ (steps & M32))[:, None]
+    h = _mix32(h ^ torch.arange(n, device=seeds.device, dtype=torch.long)[None, :])
+    return ((h >> 8).float() + 0.5) / float(1 << 24)
+
+
+def sample(logits: "torch.Tensor", temp: float, top_k: int, uniform: "torch.Tensor") -> "torch.Tensor":
+    """Top-k sampling of ``logits [B, V]`` driven by ``uniform [B, >= k]`` (an exponential race,
+    as moshi's ``multinomial`` does); ``temp <= 0`` is greedy. Returns int64 ``[B]``."""
+    import torch
+
+    if temp <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temp, dim=-1)
+    k = probs.shape[-1] if top_k <= 0 else min(top_k, probs.shape[-1])
+    p, idx = probs.topk(k, dim=-1, sorted=True)
+    race = p / -torch.log(uniform[:, :k])
+    return idx.gather(-1, race.argmax(dim=-1, keepdim=True))[:, 0]
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+@dataclass(frozen=True)
+class StreamSampling:
+    """Temperature and top-k per stream: text, main speaker's audio, other speaker's audio."""
+
+    temp_text: float = 0.55  # the derived J-Moshi MS-TTS inference script's text temperature
+    top_k_text: int = 25  # moshi's LMGen default
+    temp_main: float = 0.6  # the derived inference script's audio temperature
+    top_k_main: int = 250  # moshi's LMGen default
+    temp_other: float = 0.6
+    top_k_other: int = 250
+    pad_bonus: float = 0.0  # added to the padding logit: > 0 gives slower speech (Kyutai's padding_bonus)
+
+
+@dataclass(frozen=True)
+class DecodeItem:
+    """One dialogue to generate: the forced script and the audio prompt, already as ids."""
+
+    script: np.ndarray  # int64 [L]: speaker tokens and text pieces, forced in order
+    prompt: np.ndarray  # int64 [K, Tp]: text + audio tokens prepended (Tp may be 0)
+    seed: int  # 0 <= seed < 2**63
+
+
+@dataclass(frozen=True)
+class DecodeOutput:
+    steps: np.ndarray  # int64 [K, n]: the delayed streams as generated, prompt steps included
+    consumed_at: np.ndarray  # int64 [L]: step at which each script token was forced (-1: never)
+    complete: bool  # False when max_frames ran out before the script was consumed
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_frames: int = 2000  # after the prompt; 160 s, the MS-TTS run script's default
+    tail_frames: int = 25  # generated after the last script token (its buffer_len for trimming)
+    sync_every: int = 4  # steps between completion checks (each check is a device sync)
+
+
+class ForcedDecoder:
+    """``batch_size`` slots running :class:`DecodeItem`s through ``lm`` with forced text."""
+
+    def __init__(self, lm: "LMModel", *, pad_id: int = 3, end_pad_id: int = 0,
+                 sampling: StreamSampling = StreamSampling(), limits: DecodeLimits = DecodeLimits()) -> None:
+        import torch
+
+        self.lm = lm
+        self.pad_id, self.end_pad_id = pad_id, end_pad_id
+        self.sampling = sampling
+        self.limits = limits
+        self.device = lm.device
+        self.K = lm.num_codebooks
+        self.delays = torch.tensor(lm.delays, device=self.device, dtype=torch.long)
+        self.max_delay = int(max(lm.delays))
+        self.initial = lm._get_initial_token()[0, :, 0]  # [K]
+        half = lm.dep_q // 2
+        self.temps = [sampling.temp_main] * half + [sampling.temp_other] * (lm.dep_q - half)
+        self.top_ks = [sampling.top_k_main] * half + [sampling.top_k_other] * (lm.dep_q - half)
+        vocab = lm.text_linear.out_features
+        self.width = max([vocab if not 0 < sampling.top_k_text < vocab else sampling.top_k_text]
+                         + [lm.card if not 0 < k < lm.card else k for k in self.top_ks])  # noise columns per stream
+
+    def prefix(self, prompt: np.ndarray) -> np.ndarray:
+        """The prompt as forced values per *step* (delays applied), UNSET where free."""
+        K, T = prompt.shape
+        out = np.full((K, T + self.max_delay if T else 0), UNSET, dtype=np.int64)
+        for k, d in enumerate(self.lm.delays):
+            out[k, d: d + T] = prompt[k]
+        return out
+
+    def run(self, items: Sequence[DecodeItem], batch_size: int) -> list[DecodeOutput]:
+        import torch
+
+        if not items:
+            return []
+        dev, K, L = self.device, self.K, self.limits
+        B = max(1, min(batch_size, len(items)))
+        prefixes = [self.prefix(it.prompt) for it in items]
+        P = max(p.shape[1] for p in prefixes)
+        S = max(len(it.script) for it in items) + 1
+        H = max(it.prompt.shape[1] for it in items) + L.max_frames + L.tail_frames + self.max_delay + L.sync_every + 1
+
+        pos = torch.zeros(B, dtype=torch.long, device=dev)
+        prev = self.initial[None].repeat(B, 1)
+        seeds = torch.zeros(B, dtype=torch.long, device=dev)
+        script = torch.full((B, S), self.pad_id, dtype=torch.long, device=dev)
+        length = torch.zeros(B, dtype=torch.long, device=dev)
+        cursor = torch.zeros(B, dtype=torch.long, device=dev)
+        end_step = torch.full((B,), -1, dtype=torch.long, device=dev)
+        prompt_len = torch.zeros(B, dtype=torch.long, device=dev)
+        pref = torch.full((B, K, max(P, 1)), UNSET, dtype=torch.long, device=dev)
+        hist = torch.full((B, K, H), UNSET, dtype=torch.long, device=dev)
+        consumed = torch.full((B, S), -1, dtype=torch.long, device=dev)
+        arange_b = torch.arange(B, device=dev)
+
+        pending = deque(range(len(items)))
+        slot_item: list[int | None] = [None] * B
+        results: list[DecodeOutput | None] = [None] * len(items)
+
+        def load(slot: int, i: int) -> None:
+            it = items[i]
+            slot_item[slot] = i
+            pos[slot] = 0
+            prev[slot] = self.initial
+            seeds[slot] = int(it.seed)
+            script[slot].fill_(self.pad_id)
+            script[slot, : len(it.script)] = torch.as_tensor(it.script, dtype=torch.long, device=dev)
+            length[slot] = len(it.script)
+            cursor[slot] = 0
+            end_step[slot] = -1
+            prompt_len[slot] = it.prompt.shape[1]
+            pref[slot].fill_(UNSET)
+            p = prefixes[i]
+            pref[slot, :, : p.shape[1]] = torch.as_tensor(p, dtype=torch.long, device=dev)
+            hist[slot].fill_(UNSET)
+            consumed[slot].fill_(-1)
+
+        with torch.no_grad(), self.lm.streaming(B):
+            for slot in range(B):
+                if pending:
+                    load(slot, pending.popleft())
+            step = 0
+            while any(s is not None for s in slot_item):
+                self._step(pos, prev, seeds, script, length, cursor, end_step, prompt_len, pref, hist,
+                           consumed, arange_b)
+                step += 1
+                if step % L.sync_every:
+                    continue
+                done_ok = (end_step >= 0) & (pos > end_step + L.tail_frames + self.max_delay)
+                done_out = (pos - prompt_len) >= L.max_frames + self.max_delay
+                finished = (done_ok | done_out).cpu().tolist()
+                reset = torch.zeros(B, dtype=torch.bool, device=dev)
+                for slot, fin in enumerate(finished):
+                    i = slot_item[slot]
+                    if i is None or not fin:
+                        continue
+                    n = int(pos[slot])
+                    if end_step[slot] >= 0:  # exactly tail_frames after the last token, however late we looked
+                        n = min(n, int(end_step[slot]) + L.tail_frames + self.max_delay + 1)
+                    results[i] = DecodeOutput(
+                        steps=hist[slot, :, :n].cpu().numpy(),
+                        consumed_at=consumed[slot, : len(items[i].script)].cpu().numpy(),
+                        complete=bool(end_step[slot] >= 0),
+                    )
+                    slot_item[slot] = None
+                    if pending:
+                        load(slot, pending.popleft())
+                        reset[slot] = True
+                if bool(reset.any()):
+                    self.lm.reset_streaming(reset)
+        return [r for r in results if r is not None]
+
+    def _step(self, pos, prev, seeds, script, length, cursor, end_step, prompt_len, pref, hist, consumed,
+              arange_b) -> None:
+        import torch
+
+        lm, s = self.lm, self.sampling
+        inp = torch.where(pos[:, None] <= self.delays[None], self.initial[None], prev)  # [B, K]
+        transformer_out, text_logits = lm.forward_text(inp[:, :, None])  # [B, 1, D], [B, 1, 1, V]
+        logits = text_logits[:, 0, 0].float()
+        if s.pad_bonus:
+            logits[:, self.pad_id] += s.pad_bonus
+        noise = hash_uniform(seeds, pos, self.K * self.width).view(-1, self.K, self.width)  # all streams at once
+        proposed = sample(logits, s.temp_text, s.top_k_text, noise[:, 0])
+
+        P = pref.shape[2]
+        at = pos.clamp(max=P - 1)[:, None, None].expand(-1, self.K, 1)
+        forced = torch.where((pos < P)[:, None], pref.gather(2, at)[:, :, 0], UNSET)  # [B, K]
+
+        in_prompt = pos < prompt_len
+        is_pad = (proposed == self.pad_id) | (proposed == self.end_pad_id)
+        done = cursor >= length
+        next_tok = script.gather(1, cursor.clamp(max=script.shape[1] - 1)[:, None])[:, 0]  # [B]
+        text = torch.where(is_pad, proposed, torch.where(done, self.pad_id, next_tok))
+        text = torch.where(in_prompt, forced[:, 0], text)
+        advance = ~in_prompt & ~done & ~is_pad
+        at_cursor = cursor.clamp(max=consumed.shape[1] - 1)[:, None]
+        consumed.scatter_(1, at_cursor, torch.where(advance[:, None], pos[:, None], consumed.gather(1, at_cursor)))
+        cursor += advance.long()
+        end_step.copy_(torch.where(advance & (cursor >= length), pos, end_step))
+
+        tokens = [text]
+        last = text
+        with lm.depformer.streaming(pos.shape[0]):
+            for cb in range(lm.dep_q):
+                cb_logits = lm.forward_depformer(cb, last[:, None, None], transformer_out)[:, 0, 0]
+                tok = sample(cb_logits, self.temps[cb], self.top_ks[cb], noise[:, 1 + cb])
+                f = forced[:, 1 + cb]
+                tok = torch.where(f != UNSET, f, tok)
+                tokens.append(tok)
+                last = tok
+        new = torch.stack(tokens, dim=1)  # [B, K]
+        hist[arange_b, :, pos.clamp(max=hist.shape[2] - 1)] = new
+        prev.copy_(new)
+        pos += 1
+
+
+def undelay(steps: np.ndarray, delays: Sequence[int]) -> np.ndarray:
+    """Delayed streams ``[K, n]`` → frames ``[K, n - max(delays)]`` (frame ``f`` of stream ``k`` was
+    produced at step ``f + delays[k]``)."""
+    d = max(delays)
+    n = steps.shape[1] - d
+    if n <= 0:
+        return np.zeros((steps.shape[0], 0), dtype=steps.dtype)
+    return np.stack([steps[k, dk: dk + n] for k, dk in enumerate(delays)])
