@@ -167,6 +167,22 @@ class TTSConfig(_Section):
         return self
 
 
+# --------------------------------------------------------------------- candidates (best of N)
+class CandidatesConfig(_Section):
+    """Best of N (augment/candidates.py). J-Moshi-ext reportedly rendered 10 candidates per
+    dialogue with different seeds and kept the lowest ASR error (secondary source, notes §2.3)."""
+
+    n: int = Field(1, ge=1, le=64, description="Renderings per dialogue with different seeds; 1 = no selection.")
+    turn_taking: float = Field(1.0, ge=0, description="Weight of the distance of realised turn-taking from the target.")
+    cer: float = Field(1.0, ge=0, description="Weight of the ASR character error rate (only with asr_model).")
+    asr_model: Optional[str] = Field(None, description="Local ASR model folder (faster-whisper/CTranslate2 or transformers).")
+    device: str = Field("cpu", description="Device of the ASR model.")
+    # Default target: J-Moshi's resynthesised human dialogues (stats.HUMAN_REFERENCE).
+    target: Optional[dict[str, float]] = Field(
+        None, description="Turn-taking target: ipus_per_min, overlapped_share, backchannels_per_min, gap_median."
+    )
+
+
 # -------------------------------------------------------------------------------------- models
 class ModelsConfig(_Section):
     # Local file paths, or "hf://REPO/FILE" resolved through huggingface_hub (honours HF_HUB_OFFLINE).
