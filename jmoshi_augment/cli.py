@@ -256,6 +256,70 @@ def shards_verify(
 
 # ------------------------------------------------------------------------------------------- chat
 
+
+@app.command()
+def chat(
+    model: str = typer.Argument(..., help="Model folder in the J-Moshi layout, or a Hugging Face repo id (e.g. nu-dialogue/j-moshi-ext)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Offline mode: a wav (any rate) to answer, frame by frame."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Offline mode: stereo wav to write (0 model, 1 input)."),
+    lm: Optional[str] = typer.Option(None, "--lm", help="Override the LM weights (path or hf://OWNER/REPO/FILE)."),
+    mimi: Optional[str] = typer.Option(None, "--mimi", help="Override the Mimi weights."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Override the SentencePiece model."),
+    lora: Optional[str] = typer.Option(None, "--lora", help="LoRA weights to fuse into the LM."),
+    device: str = typer.Option("cuda", "--device", help="cuda, cuda:N or cpu."),
+    half: bool = typer.Option(False, "--half", help="float16 instead of bfloat16 on GPU (older GPUs)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the model to the network."),
+    port: int = typer.Option(8998, "--port", min=1, max=65535),
+    slots: int = typer.Option(1, "--slots", min=1, help="Concurrent sessions, batched in one step."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="JMOSHI_CHAT_TOKEN", help="Require this access token (?token=... or Bearer)."),
+    record_dir: Optional[Path] = typer.Option(None, "--record-dir", help="Save each session as a stereo wav (0 model, 1 user)."),
+    temp: float = typer.Option(0.8, "--temp", min=0.0, help="Audio temperature (0 = greedy, with --temp-text 0)."),
+    temp_text: float = typer.Option(0.7, "--temp-text", min=0.0, help="Text temperature."),
+    top_k: int = typer.Option(250, "--top-k", min=1, help="Audio top-k."),
+    top_k_text: int = typer.Option(25, "--top-k-text", min=1, help="Text top-k."),
+    seed: int = typer.Option(42424242, "--seed", help="Torch seed."),
+) -> None:
+    """Talk to a model: a websocket server with a bundled page, or offline over a wav file."""
+    import asyncio
+
+    import torch
+
+    from jmoshi_augment.runtime.engine import Engine, SamplingOptions
+    from jmoshi_augment.runtime.models import load_model
+
+    if (input is None) != (output is None):
+        raise JmoshiError("offline mode needs both --input and --output", key="--input/--output")
+    sampling = SamplingOptions(temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text, seed=seed)
+    dtype = None
+    if device.startswith("cuda"):
+        dtype = torch.float16 if half else torch.bfloat16
+    pcm = None
+    if input is not None:  # read before the (slow) model load, so a bad file fails at once
+        from jmoshi_augment.augment.types import SAMPLE_RATE
+        from jmoshi_augment.runtime.offline import read_input
+
+        pcm = read_input(input, SAMPLE_RATE)
+    loaded = load_model(model, device=device, dtype=dtype, lm=lm, mimi=mimi, tokenizer=tokenizer, lora=lora)
+    if pcm is not None and output is not None:
+        from jmoshi_augment.runtime.offline import run_offline, write_output
+
+        result = run_offline(loaded, pcm, sampling)
+        write_output(output, result, loaded.sample_rate)
+        typer.echo(result.text)
+        typer.echo(f"{output}: {result.stereo.shape[0] / loaded.sample_rate:.2f} s stereo (0 model, 1 input), "
+                   f"real-time factor {result.real_time_factor:.2f}", err=True)
+        return
+    from jmoshi_augment.runtime.server import ServerOptions, serve
+
+    options = ServerOptions(host=host, port=port, token=token, record_dir=record_dir)
+    engine = Engine(loaded, slots, sampling)
+    engine.start()
+    try:
+        asyncio.run(serve(engine, options))
+    finally:
+        engine.stop()
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
