@@ -22,7 +22,8 @@ MIMI_FILE = "tokenizer-e351c8d8-checkpoint125.safetensors"
 TOKENIZER_FILE = "tokenizer_spm_32k_3.model"
 
 
-def save_lm(folder: Path, config: dict, seed: int = 0) -> None:
+def save_lm(folder: Path, config: dict, seed: int = 0, extra: dict | None = None) -> None:
+    """``config`` builds the LM; ``extra`` keys (tts_config, model_id, ...) go only into config.json."""
     import torch
     from moshi.models.loaders import get_moshi_lm
     from safetensors.torch import save_file
@@ -30,7 +31,7 @@ def save_lm(folder: Path, config: dict, seed: int = 0) -> None:
     torch.manual_seed(seed)
     lm = get_moshi_lm(filename=None, lm_kwargs=dict(config), device="cpu", dtype=torch.float32)
     save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps({**config, **(extra or {})}), encoding="utf-8")
 
 
 def make_ms_model_dir(folder: Path, *, dep_q: int = 16) -> Path:
