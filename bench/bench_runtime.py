@@ -1,0 +1,173 @@
+"""Per-step latency and real-time capacity of the streaming runtime, next to a moshi.server-shaped loop.
+
+For each batch size N, :class:`BatchStepper` runs N sessions in one batched step (Mimi encode →
+LMGen.step → Mimi decode, exec masks, out-of-sync LMGen). The baseline is the per-frame body of
+``moshi.server``'s ``recv_loop`` (encode, ``LMGen.step``, decode, ``.cpu()``, Opus encode, text
+``.item()``), batch 1: that server serves one session at a time behind a lock, so N sessions cost at
+least N such steps per 80 ms frame. Both run in the same process on the same weights.
+
+    # CPU, tiny random LM (what the 2-core dev machine can run)
+    python bench/bench_runtime.py --device cpu --arch tiny --sessions 1,2 --steps 20
+    # GPU, the full 7B J-Moshi architecture with random bf16 weights, CUDA graphs on
+    python bench/bench_runtime.py --device cuda --arch 7b --sessions 1,2,4,8,12,16 --steps 100
+
+Random weights: the work per step does not depend on the values (fixed shapes, top-k sampling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FRAME_BUDGET_MS = 80.0
+
+
+def build_model(arch: str, device: str, dtype_name: str):
+    import torch
+    from moshi.models.loaders import _lm_kwargs, get_mimi, get_moshi_lm
+
+    from jmoshi_augment.runtime.models import LoadedModel
+
+    dtype = getattr(torch, dtype_name)
+    if arch == "tiny":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from runtime_helpers import TINY_LM
+
+        kwargs = dict(TINY_LM, text_card=32000)
+    else:
+        kwargs = dict(_lm_kwargs)  # stock Moshi 7B = J-Moshi(-ext)
+    t0 = time.perf_counter()
+    lm = get_moshi_lm(filename=None, lm_kwargs=kwargs, device=device, dtype=dtype)
+    mimi = get_mimi(filename=None, device=device)
+    with torch.no_grad():  # untrained codebooks are all zero; random ones make codes vary like real audio
+        for name, buf in mimi.named_buffers():
+            if name.endswith("_codebook.embedding_sum"):
+                buf.copy_(torch.randn_like(buf) * 0.02)
+            elif name.endswith(("_codebook.cluster_usage", "_codebook._initialized")):
+                buf.fill_(1.0)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    n_params = sum(p.numel() for p in lm.parameters())
+    print(f"built {arch} LM ({n_params / 1e9:.2f} B params, {dtype_name}) + Mimi in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    return LoadedModel(mimi=mimi, lm=lm, text_tokenizer=None, info=None), n_params
+
+
+def speechlike(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 24000
+    return (0.2 * np.sin(2 * np.pi * rng.uniform(100, 220) * t) + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+def stats(times_s: list[float]) -> dict:
+    ms = np.asarray(times_s) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": float(ms.mean()), "max_ms": float(ms.max())}
+
+
+def bench_batched(model, n: int, steps: int, warmup: int) -> dict:
+    import sphn
+
+    from jmoshi_augment.runtime.engine import BatchStepper, SamplingOptions
+
+    frame = model.frame_size
+    audio = np.stack([speechlike(frame * (steps + warmup), seed=i) for i in range(n)])
+    active = np.ones(n, dtype=bool)
+    with BatchStepper(model, n, SamplingOptions(seed=1)) as stepper:
+        stepper.warmup(steps=max(2, warmup))  # on CUDA this captures the graphs
+        times, opus = [], []
+        writers = [sphn.OpusStreamWriter(24000) for _ in range(n)]
+        for i in range(steps + warmup):
+            r = stepper.step(audio[:, i * frame:(i + 1) * frame], active)
+            t = time.perf_counter()
+            for s in range(n):  # what each session's sender does on the server's event loop
+                writers[s].append_pcm(r.pcm[s])
+            if i >= warmup:
+                times.append(r.seconds)
+                opus.append(time.perf_counter() - t)
+    out = stats(times)
+    out["with_opus_p50_ms"] = float(np.percentile((np.asarray(times) + np.asarray(opus)) * 1000, 50))
+    out["with_opus_p99_ms"] = float(np.percentile((np.asarray(times) + np.asarray(opus)) * 1000, 99))
+    return out
+
+
+def bench_moshi_server_loop(model, steps: int, warmup: int) -> dict:
+    """The per-frame body of moshi.server's recv_loop + decode_and_send, batch 1."""
+    import sphn
+    import torch
+    from moshi.models.lm import LMGen
+
+    frame = model.frame_size
+    audio = speechlike(frame * (steps + warmup + 4), seed=0)
+    lm_gen = LMGen(model.lm, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25)
+    device = model.device
+    times = []
+    with torch.no_grad(), model.mimi.streaming(1), lm_gen.streaming(1):
+        writer = sphn.OpusStreamWriter(24000)
+        for i in range(steps + warmup + 4):
+            t = time.perf_counter()
+            chunk = torch.from_numpy(audio[i * frame:(i + 1) * frame]).to(device)[None, None]
+            codes = model.mimi.encode(chunk)
+            tokens = lm_gen.step(codes[:, :, 0:1])
+            if tokens is not None:
+                pcm = model.mimi.decode(tokens[:, 1:]).cpu()
+                writer.append_pcm(pcm[0, 0].float().numpy())
+                tokens[0, 0, 0].item()
+            if i >= warmup + 4:  # 4 extra: moshi.server warms up with 4 frames before serving
+                times.append(time.perf_counter() - t)
+    return stats(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--arch", choices=["tiny", "7b"], default="tiny")
+    ap.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
+    ap.add_argument("--sessions", default="1,2", help="comma-separated batch sizes")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--compile", action="store_true", help="allow torch.compile (off by default on CPU)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    if not args.compile and args.device == "cpu":
+        os.environ.setdefault("NO_TORCH_COMPILE", "1")
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    model, n_params = build_model(args.arch, args.device, dtype)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu x{torch.get_num_threads()} threads"
+    print(f"device: {device_name}; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else device_name)
+    results = {"device": device_name, "arch": args.arch, "params": n_params, "dtype": dtype, "steps": args.steps}
+    base = bench_moshi_server_loop(model, args.steps, args.warmup)
+    results["moshi_server_loop_b1"] = base
+    print(f"moshi.server-shaped loop, 1 session: p50 {base['p50_ms']:.1f} ms, p99 {base['p99_ms']:.1f} ms per frame "
+          f"(N sessions served one after another need N x this per 80 ms frame)")
+    print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'+opus p99':>9} {'RTF p50':>8} {'N x moshi p50':>13} {'speed-up':>8} {'real time (p99<80ms)':>20}")
+    results["batched"] = {}
+    best = 0
+    for n in [int(x) for x in args.sessions.split(",")]:
+        r = bench_batched(model, n, args.steps, args.warmup)
+        results["batched"][n] = r
+        ok = r["with_opus_p99_ms"] < FRAME_BUDGET_MS
+        best = n if ok else best
+        serial = n * base["p50_ms"]
+        print(f"{n:>3} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['with_opus_p99_ms']:>9.1f} "
+              f"{r['p50_ms'] / FRAME_BUDGET_MS:>8.2f} {serial:>13.1f} {serial / r['p50_ms']:>8.2f} {'yes' if ok else 'no':>20}")
+    results["max_realtime_sessions"] = best
+    print(f"largest N with p99 (step + Opus) under {FRAME_BUDGET_MS:.0f} ms: {best}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
