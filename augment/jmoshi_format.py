@@ -173,17 +173,20 @@ def read_jmoshi_parquet(path: str | Path) -> Iterator[JmoshiRow]:
 
     path = Path(path)
     try:
-        table = pq.read_table(path)
+        shard = pq.ParquetFile(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
         raise JmoshiError(f"not a readable parquet file: {e}", path=path) from None
-    missing = {"dialogue_id", "A", "B"} - set(table.column_names)
+    missing = {"dialogue_id", "A", "B"} - set(shard.schema_arrow.names)
     if missing:
         raise JmoshiError(f"missing columns {sorted(missing)} (expected dialogue_id, A, B)", path=path)
-    for i, rec in enumerate(table.select(["dialogue_id", "A", "B"]).to_pylist()):
-        try:
-            yield JmoshiRow(str(rec["dialogue_id"]), np.array(rec["A"], dtype=np.int64), np.array(rec["B"], dtype=np.int64))
-        except (ValueError, TypeError) as e:  # ragged rows cannot form a [9, T] array
-            raise JmoshiError(f"row {i}: A/B are not rectangular [9, T] arrays ({e})", path=path, key=str(rec["dialogue_id"])) from None
+    i = 0
+    for batch in shard.iter_batches(batch_size=64, columns=["dialogue_id", "A", "B"]):  # bounded memory
+        for rec in batch.to_pylist():
+            try:
+                yield JmoshiRow(str(rec["dialogue_id"]), np.array(rec["A"], dtype=np.int64), np.array(rec["B"], dtype=np.int64))
+            except (ValueError, TypeError) as e:  # ragged rows cannot form a [9, T] array
+                raise JmoshiError(f"row {i}: A/B are not rectangular [9, T] arrays ({e})", path=path, key=str(rec["dialogue_id"])) from None
+            i += 1
 
 
 def _unit_of(path: Path) -> int | None:

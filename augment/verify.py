@@ -4,8 +4,9 @@ Understands every output of this package: tar token shards (``*.tar``), J-Moshi 
 (``*.parquet``), J-Moshi wav + word lists (``audio/ID.wav`` + ``text/ID.json``) and Kyutai
 moshi-finetune wav + alignments (``ID.wav`` + ``ID.json`` side by side, listed in ``data.jsonl``).
 A folder is searched recursively. Checks: shapes and dtypes, token ids within the tokenizer's
-vocabulary and Mimi's codebook size, text and audio streams of the same length, the frame count
-that the audio's duration implies, word times inside the audio and sorted.
+vocabulary and Mimi's codebook size, no byte-fallback pieces on a text stream (given the
+tokenizer), text and audio streams of the same length, the frame count that the audio's duration
+implies, word times inside the audio and sorted.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ class VerifyReport:
 class Limits:
     vocab_size: int | None  # text ids must be < this (None: only >= 0 is checked)
     card: int  # codes must be < this
+    byte_ids: frozenset[int] = frozenset()  # byte-fallback pieces: never placed on the text stream
+
+
+def _byte_problem(name: str, text: np.ndarray, limits: Limits) -> str | None:
+    if not limits.byte_ids:
+        return None
+    hits = np.isin(text, list(limits.byte_ids))
+    return f"{name} holds {int(hits.sum())} byte-fallback piece(s)" if hits.any() else None
 
 
 def _range_problem(name: str, values: np.ndarray, upper: int | None) -> str | None:
@@ -96,7 +105,8 @@ def _check_tar(path: Path, limits: Limits, report: VerifyReport) -> None:
                 problems.append(
                     f"{codes.shape[2]} frames, but {item.duration:.3f} s of audio gives {num_frames(int(samples))}"
                 )
-        problems += [p for p in (_range_problem("code", codes, limits.card), _range_problem("text", text, limits.vocab_size)) if p]
+        problems += [p for p in (_range_problem("code", codes, limits.card), _range_problem("text", text, limits.vocab_size),
+                                 _byte_problem("text", text, limits)) if p]
         report.problems += [Problem(str(path), item.id, m) for m in problems]
 
 
@@ -133,7 +143,8 @@ def _check_parquet(path: Path, limits: Limits, report: VerifyReport) -> None:
                 problems.append(f"{name} has shape {s.shape}, expected [{1 + TRAINER_CODEBOOKS}, T]")
                 continue
             problems += [p for p in (_range_problem(f"{name} text", s[0], limits.vocab_size),
-                                     _range_problem(f"{name} code", s[1:], limits.card)) if p]
+                                     _range_problem(f"{name} code", s[1:], limits.card),
+                                     _byte_problem(f"{name} text", s[0], limits)) if p]
         if row.A.ndim == 2 and row.B.ndim == 2 and row.A.shape[1] != row.B.shape[1]:
             problems.append(f"A has {row.A.shape[1]} frames, B {row.B.shape[1]}")
         wav = audio_dir / f"{Path(row.dialogue_id).name}.wav"
@@ -238,7 +249,8 @@ def verify_files(path: str | Path, *, vocab_size: int | None = None, card: int =
         raise JmoshiError("no such file or folder", path=path)
     if sp is not None and vocab_size is None:
         vocab_size = sp.vocab_size()
-    limits = Limits(vocab_size, card)
+    byte_ids = frozenset(i for i in range(sp.vocab_size()) if sp.is_byte(i)) if sp is not None else frozenset()
+    limits = Limits(vocab_size, card, byte_ids)
     report = VerifyReport()
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
     for f in files:

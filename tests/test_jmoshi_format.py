@@ -122,6 +122,13 @@ def test_parquet_read_with_pandas_has_the_trainers_columns_nesting_and_values(tm
     assert pd.read_parquet(reference).equals(df)
 
 
+def test_parquet_shards_are_byte_identical_for_identical_input(tmp_path):
+    items = [tokenized("d-1", seed=1), tokenized("d-2", seed=2)]
+    a = write_jmoshi_parquet(tmp_path / "a" / "unit-00003.parquet", items).read_bytes()
+    b = write_jmoshi_parquet(tmp_path / "b" / "unit-00003.parquet", items).read_bytes()
+    assert a == b
+
+
 def test_parquet_round_trip_and_codebook_rules(tmp_path):
     it16 = tokenized("d-16", 6, n_q=16)
     path = write_jmoshi_parquet(tmp_path / "x.parquet", [it16])

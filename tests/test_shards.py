@@ -136,6 +136,13 @@ def test_verify_accepts_good_shards_and_reports_each_problem(tmp_path):
     }
 
 
+def test_verify_with_the_tokenizer_flags_byte_fallback_pieces(tmp_path, sp):
+    it = item("a-1", sp=sp)
+    it.text[1, 9] = sp.piece_to_id("<0xE9>")
+    problems = verify_path(write_tar_shard(tmp_path / "s.tar", [it]), sp=sp)
+    assert [p.message for p in problems] == ["text holds 1 byte-fallback piece(s)"]
+
+
 def test_cli_inspect_prints_frames_without_word_marks_and_decodes(tmp_path, sp):
     sp_path = tmp_path / "sp.model"
     sp_path.write_bytes(sp.serialized_model_proto())
