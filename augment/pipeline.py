@@ -92,6 +92,7 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: Any) -> Dia
         out = mix(script, rendered, timeline, loudness_dbfs=recipe.tts.loudness_dbfs,
                   gains_db=(voices[main].gain_db, voices[other].gain_db))
         out.meta.update(
+            speakers=list(script.speakers),  # corpus order: the J-Moshi format puts speakers[0] left
             voices={"main": voices[main].name, "other": voices[other].name},
             source=[list(t) for t in script.source_text],
             script=[[s.speaker, s.kind, s.text] for s in script.segments],
