@@ -154,17 +154,33 @@ class ForcedDecoder:
         return out
 
     def run(self, items: Sequence[DecodeItem], batch_size: int) -> list[DecodeOutput]:
-        import torch
-
+        """Outputs in item order; at most ``batch_size`` items share a forward."""
         if not items:
             return []
-        dev, K, L = self.device, self.K, self.limits
+        L = self.limits
         B = max(1, min(batch_size, len(items)))
         prefixes = [self.prefix(it.prompt) for it in items]
         P = max(p.shape[1] for p in prefixes)
         S = max(len(it.script) for it in items) + 1
         H = max(it.prompt.shape[1] for it in items) + L.max_frames + L.tail_frames + self.max_delay + L.sync_every + 1
 
+        # KV caches are sized by the attention context (3000 steps on Moshi 7B, ~1.5 GiB per item);
+        # no item here is longer than H steps, so a window of H attends to exactly the same past.
+        from moshi.modules.transformer import set_attention_context
+
+        context = self.lm.context
+        if context is not None and context > H:
+            set_attention_context(self.lm.transformer, H)
+        try:
+            return self._run(items, prefixes, B, S, P, H)
+        finally:
+            set_attention_context(self.lm.transformer, context)
+
+    def _run(self, items: Sequence[DecodeItem], prefixes: list[np.ndarray], B: int, S: int, P: int,
+             H: int) -> list[DecodeOutput]:
+        import torch
+
+        dev, K, L = self.device, self.K, self.limits
         pos = torch.zeros(B, dtype=torch.long, device=dev)
         prev = self.initial[None].repeat(B, 1)
         seeds = torch.zeros(B, dtype=torch.long, device=dev)
