@@ -132,11 +132,24 @@ def synth(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides output.dir)."),
     overrides: list[str] = typer.Option([], "--set", help="Override any recipe key: --set timing.overlap_prob=0.4"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    executor: str = typer.Option(
+        "local", "--executor", help="local: worker processes on this machine; ray: one Ray task per unit "
+        "(shard) on a Ray cluster, output.dir shared by all nodes (needs the package's ray extra).",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster to join with --executor ray: auto, HOST:6379 or ray://HOST:10001 "
+        "(default: RAY_ADDRESS, else a new local Ray).",
+    ),
 ) -> None:
     """Run a whole recipe: corpus → spoken script → turn-taking plan → two-voice TTS → stereo wav +
     alignments (+ Mimi/text tokens and shards), then write the run report. Reruns resume."""
     from jmoshi_augment.augment.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
+
+    if executor not in ("local", "ray"):
+        raise JmoshiError(f"--executor must be local or ray, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise JmoshiError("--ray-address needs --executor ray")
 
     sets = _parse_overrides(overrides)
     if workers is not None:
@@ -148,7 +161,12 @@ def synth(
     if out is not None:
         sets["output.dir"] = str(out.resolve())
     recipe = load_recipe(recipe_path, sets)
-    summary = run_synth(recipe, progress=not quiet)
+    if executor == "ray":
+        from jmoshi_augment.augment.executor_ray import run_synth_ray
+
+        summary = run_synth_ray(recipe, address=ray_address, progress=not quiet)
+    else:
+        summary = run_synth(recipe, progress=not quiet)
     r = summary.report
     typer.echo(
         f"{summary.out_dir}: {r['renderings']} dialogues rendered ({r['hours'] * 60:.1f} min of audio), "
