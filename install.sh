@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${VENV:-.venv}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+EXTRAS=${EXTRAS:-test}  # e.g. EXTRAS=test,ray,llm
 python3 -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip
 $PIP install -q "$TORCH_SPEC"
 $PIP install -q --no-deps "moshi==0.2.13"
-$PIP install -q -e ".[test]"
+$PIP install -q -e ".[$EXTRAS]"
 echo "installed: $($VENV/bin/jmoshi-augment --version)"
