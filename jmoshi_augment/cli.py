@@ -141,8 +141,10 @@ def synth(
         "(default: RAY_ADDRESS, else a new local Ray).",
     ),
 ) -> None:
-    """Run a whole recipe: corpus → spoken script → turn-taking plan → two-voice TTS → stereo wav +
-    alignments (+ Mimi/text tokens and shards), then write the run report. Reruns resume."""
+    """Run a recipe: corpus → spoken script → two-voice TTS → turn-taking plan → stereo wav + alignments (+ tokens, shards) → report.
+
+    Reruns of the same recipe resume where a killed run stopped.
+    """
     from jmoshi_augment.augment.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
 
@@ -174,7 +176,11 @@ def synth(
     )
     tt = r.get("turn_taking") or {}
     if tt:
-        typer.echo("turn-taking: " + ", ".join(f"{k} {v:.3g}" for k, v in tt.items() if isinstance(v, (int, float))))
+        from jmoshi_augment.augment.stats import HUMAN_REFERENCE
+
+        pairs = [f"{k} {tt[k]:.3g} (human {v:.3g})" for k, v in HUMAN_REFERENCE.items() if isinstance(tt.get(k), (int, float))]
+        typer.echo("turn-taking: " + ", ".join(pairs))
+    typer.echo(f"report: {summary.out_dir / 'report.html'}")
 
 # ------------------------------------------------------------------------------------------ stats
 
@@ -188,8 +194,10 @@ def stats_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write stats.md/.csv/.json and PNG plots here."),
     name: str = typer.Option("data", "--name", help="Label of the PATH set in tables and plots."),
 ) -> None:
-    """Turn-taking statistics (IPUs, pauses, gaps, overlaps, backchannels) of stereo dialogue audio,
-    next to the human reference; channel 0 = main, 1 = other."""
+    """Turn-taking statistics (IPUs, pauses, gaps, overlaps, backchannels) of stereo dialogue audio, beside the human reference.
+
+    PATH: wav files, folders of them, or data.jsonl manifests; channel 0 = main, 1 = other.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -350,8 +358,10 @@ def report_cmd(
     serve: bool = typer.Option(False, "--serve", help="Then serve the folder on 127.0.0.1 (needed for one-channel playback)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port for --serve (0: any free port)."),
 ) -> None:
-    """Write OUTPUT_DIR/report.html: run summary, turn-taking plots, and a browsable list of the
-    dialogues with a two-lane word timeline and player. Opens offline, straight from disk."""
+    """Write OUTPUT_DIR/report.html: run summary, turn-taking plots, dialogues with a two-lane word timeline and player.
+
+    The page opens offline, straight from disk (synth writes it too).
+    """
     from jmoshi_augment.augment.report import serve_report, write_html_report
 
     path = write_html_report(output_dir, compare or None)
