@@ -34,17 +34,17 @@ def save_lm(folder: Path, config: dict, seed: int = 0, extra: dict | None = None
     (folder / "config.json").write_text(json.dumps({**config, **(extra or {})}), encoding="utf-8")
 
 
-def make_ms_model_dir(folder: Path, *, dep_q: int = 16) -> Path:
-    """A J-Moshi-layout folder; Mimi and tokenizer are shared (linked) between folders of a session."""
+def make_ms_model_dir(folder: Path, *, dep_q: int = 16, shared: Path | None = None) -> Path:
+    """A J-Moshi-layout folder; Mimi and tokenizer are made once in ``shared`` and linked."""
     import sentencepiece
     import torch
     from moshi.models.loaders import get_mimi
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    shared = folder.parent / "_shared"
+    shared = shared or folder.parent / "_shared"
     if not (shared / MIMI_FILE).exists():
-        shared.mkdir(exist_ok=True)
+        shared.mkdir(parents=True, exist_ok=True)
         train_tokenizer(shared).rename(shared / TOKENIZER_FILE)
         torch.manual_seed(0)
         mimi = get_mimi(filename=None, device="cpu")

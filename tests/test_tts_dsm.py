@@ -22,7 +22,7 @@ CONDITIONERS = {
 def dsm_dir(tmp_path_factory):
     import sentencepiece
 
-    folder = make_ms_model_dir(tmp_path_factory.mktemp("dsm") / "model")
+    folder = make_ms_model_dir(tmp_path_factory.mktemp("dsm") / "model", shared=tmp_path_factory.getbasetemp() / "ms_shared")
     config = dict(MS_LM, conditioners=CONDITIONERS, fuser={"sum": ["control", "cfg"]})
     config["text_card"] = sentencepiece.SentencePieceProcessor(model_file=str(folder / "tokenizer_spm_32k_3.model")).vocab_size()
     save_lm(folder, config, extra={"tts_config": {"audio_delay": 0.16, "multistream": True},
@@ -69,8 +69,8 @@ def test_multistream_dsm_renders_both_channels_with_word_times(backend):
     assert min(starts) < 1.0
 
 
-def test_checkpoint_errors(tmp_path, dsm_dir):
-    folder = make_ms_model_dir(tmp_path / "plain")
+def test_checkpoint_errors(tmp_path, tmp_path_factory, dsm_dir):
+    folder = make_ms_model_dir(tmp_path / "plain", shared=tmp_path_factory.getbasetemp() / "ms_shared")
     with pytest.raises(JmoshiError, match="not a DSM TTS checkpoint"):
         create(model=str(folder), device="cpu")
     cfg = json.loads((dsm_dir / "config.json").read_text())

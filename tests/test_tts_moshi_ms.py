@@ -42,7 +42,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("ms")
-    folder = make_ms_model_dir(root / "model")
+    folder = make_ms_model_dir(root / "model", shared=tmp_path_factory.getbasetemp() / "ms_shared")
     write_prompt(folder / "pairA.wav")
     return folder
 
@@ -155,8 +155,8 @@ def test_script_not_consumed_in_time_is_reported(backend):
         short.render_dialogue(tiny_script(), "A", None, np.random.default_rng(0))
 
 
-def test_dialogue_model_is_refused_before_any_work(tmp_path, model_dir):
-    folder = make_ms_model_dir(tmp_path / "dep8", dep_q=8)
+def test_dialogue_model_is_refused_before_any_work(tmp_path, tmp_path_factory):
+    folder = make_ms_model_dir(tmp_path / "dep8", dep_q=8, shared=tmp_path_factory.getbasetemp() / "ms_shared")
     with pytest.raises(JmoshiError, match=r"n_q=16, dep_q=8") as e:
         create(model=str(folder), device="cpu")
     assert str(folder / "model.safetensors") in str(e.value)

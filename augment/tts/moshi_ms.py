@@ -280,10 +280,12 @@ def load_multistream_model(spec: str | Path, *, device: str = "cpu", dtype: "tor
     weights = Path(info.moshi_weights)
     kwargs = _lm_kwargs(info)
     check_multistream(kwargs, weights)
+    extra = [k for k in ("conditioners", "fuser", "lora") if kwargs.get(k)]
+    if extra:
+        raise JmoshiError(f"config.json has {extra}: conditioned or LoRA LMs are not J-Moshi MS-TTS checkpoints "
+                          "(use the dsm backend for Kyutai TTS models)", path=weights)
     for key in ("lora", "lora_rank", "lora_scaling", "depformer_causal", "conditioners", "fuser"):
-        if kwargs.pop(key, None) and key in ("conditioners", "fuser", "lora"):
-            raise JmoshiError(f"config.json has {key!r}: conditioned or LoRA LMs are not J-Moshi MS-TTS checkpoints "
-                              "(use the dsm backend for Kyutai TTS models)", path=weights)
+        kwargs.pop(key, None)
     sp = load_text_tokenizer(info.tokenizer)
     with torch.device("meta"):
         try:
