@@ -71,6 +71,8 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: Any) -> Dia
     if len(script.speakers) != 2:
         result.rejected = f"needs exactly 2 speakers after normalisation, has {len(script.speakers)}"
         return result
+    if getattr(backend, "dialogue_level", False):
+        return _synthesize_whole(dialogue, script, recipe, backend, result, t1)
 
     voice_idx = rng.choice(len(recipe.tts.voices), size=2, replace=False)
     voices = {spk: recipe.tts.voices[int(i)] for spk, i in zip(script.speakers, voice_idx)}
@@ -100,6 +102,42 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: Any) -> Dia
         )
         result.renderings.append(out)
     result.seconds["plan_mix"] = time.perf_counter() - t2
+    return result
+
+
+def _synthesize_whole(dialogue: Dialogue, script: Any, recipe: Recipe, backend: Any, result: DialogueResult,
+                      t_start: float) -> DialogueResult:
+    """A multi-stream model renders the whole dialogue and decides its own timing (J-Moshi's
+    method): no planner, no mixer; best of ``candidates.n`` seeds when asked."""
+    from jmoshi_augment.augment.candidates import best_of_n, build_scorers
+    from jmoshi_augment.augment.tts.moshi_ms import RenderFailed
+
+    cand = recipe.candidates
+    scorers = build_scorers(turn_taking=cand.turn_taking, cer=cand.cer, asr_model=cand.asr_model,
+                            device=cand.device, target=cand.target) if cand.n > 1 else []
+    for main in main_speakers(script.speakers, recipe.output.main_speaker):
+        rng = dialogue_rng(recipe.seed, f"{dialogue.id}/{main}")
+        if cand.n > 1:
+            out = best_of_n(backend, script, main, None, rng, cand.n, scorers).best
+            if out is None:
+                result.rejected = f"all {cand.n} candidates failed"
+                return result
+        else:
+            try:
+                out = backend.render_dialogue(script, main, None, rng)
+            except RenderFailed as e:
+                result.rejected = f"render failed: {e}"
+                return result
+        out.meta.update(
+            speakers=list(script.speakers),
+            source=[list(t) for t in script.source_text],
+            script=[[s.speaker, s.kind, s.text] for s in script.segments],
+            dialogue_meta=dialogue.meta,
+        )
+        out.meta.setdefault("planned", {})
+        out.meta.setdefault("skipped", list(script.skipped))
+        result.renderings.append(out)
+    result.seconds["tts"] = time.perf_counter() - t_start
     return result
 
 

@@ -219,6 +219,7 @@ class Recipe(_Section):
     script: ScriptConfig = ScriptConfig()
     timing: TimingConfig = TimingConfig()
     tts: TTSConfig = TTSConfig()
+    candidates: CandidatesConfig = CandidatesConfig()
     models: ModelsConfig = ModelsConfig()
     tokenize: TokenizeConfig = TokenizeConfig()
     output: OutputConfig
@@ -227,6 +228,11 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
+        if self.candidates.n > 1 and self.tts.backend not in ("moshi_ms", "dsm"):
+            raise ValueError(
+                f"candidates.n > 1 needs a neural dialogue-level backend (tts.backend: moshi_ms or dsm), "
+                f"not {self.tts.backend!r}: OpenJTalk renders the same audio for every seed"
+            )
         needs_tokens = {"tar", "jmoshi"} & set(self.output.formats)
         if needs_tokens and not self.models.random_weights and not (self.models.mimi and self.models.text_tokenizer):
             raise ValueError(
@@ -288,6 +294,19 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         for v in tts.get("voices") or []:
             if isinstance(v, dict) and "htsvoice" in v:
                 v["htsvoice"] = fix(v["htsvoice"])
+        options = tts.get("options")
+        if isinstance(options, dict):  # neural backends' model folders, prompt wavs, voice files
+            for k in ("model", "lm", "mimi", "tokenizer"):
+                # "OWNER/NAME" may be a Hugging Face repo id: resolve it only if it exists here
+                value = options.get(k)
+                if isinstance(value, str) and (value.startswith(".") or (base / value).exists()):
+                    options[k] = fix(value)
+            for k in ("prompts", "voices"):
+                if isinstance(options.get(k), list):
+                    options[k] = [fix(x) for x in options[k]]
+    candidates = data.get("candidates")
+    if isinstance(candidates, dict) and "asr_model" in candidates:
+        candidates["asr_model"] = fix(candidates["asr_model"])
     return data
 
 

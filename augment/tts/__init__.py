@@ -24,7 +24,16 @@ def _openjtalk(*, margin: float = EDGE_MARGIN) -> TTSBackend:
     return OpenJTalkBackend(margin=margin)
 
 
+# Dialogue-level backends: a multi-stream model renders a whole dialogue and decides its timing
+# itself (no planner, no mixer). Their modules import torch/moshi only when a model is built.
+from jmoshi_augment.augment.tts import dsm, moshi_ms  # noqa: E402
+
+register_backend("moshi_ms")(moshi_ms.create)
+register_backend("dsm")(dsm.create)
+DIALOGUE_LEVEL_BACKENDS = ("moshi_ms", "dsm")
+
 __all__ = [
+    "DIALOGUE_LEVEL_BACKENDS",
     "EDGE_MARGIN",
     "TTSBackend",
     "UnvoicedSegment",
