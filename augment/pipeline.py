@@ -207,7 +207,7 @@ def _check_output_dir(out_dir: Path, recipe: Recipe) -> None:
     saved = out_dir / "recipe.json"
     current = json.dumps(recipe.to_dict(), sort_keys=True, ensure_ascii=False)
     if saved.exists():
-        if json.loads(saved.read_text(encoding="utf-8")) != json.loads(current):
+        if _output_defining(json.loads(saved.read_text(encoding="utf-8"))) != _output_defining(json.loads(current)):
             raise JmoshiError(
                 "holds the output of a different recipe; choose another output.dir or delete this one",
                 path=out_dir,
@@ -216,6 +216,14 @@ def _check_output_dir(out_dir: Path, recipe: Recipe) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, current)
         atomic_write_text(out_dir / "recipe.yaml", recipe.to_yaml())
+
+
+def _output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe without the keys that do not change any unit's content: how many processes run
+    it, and how far into the corpus it goes (a larger limit extends the same run)."""
+    recipe = {k: v for k, v in recipe.items() if k != "workers"}
+    recipe["corpus"] = {k: v for k, v in recipe.get("corpus", {}).items() if k != "limit"}
+    return recipe
 
 
 def _describe_file(spec: str | None, what: str) -> dict[str, str]:
@@ -303,10 +311,22 @@ def pending_units(recipe: Recipe, load_report: LoadReport, filter_counts: Counte
     out_dir = Path(recipe.output.dir)
     dialogues = filtered_dialogues(recipe, load_report, filter_counts)
     for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
-        if unit_path(out_dir, k).exists():
+        if _unit_done(out_dir, k, chunk):
             resumed["units"] += 1
             continue
         yield Unit(k, chunk)
+
+
+def _unit_done(out_dir: Path, k: int, chunk: list[Dialogue]) -> bool:
+    """A unit is done when its record exists and holds exactly these dialogues (a run with a
+    larger ``corpus.limit`` must redo a last unit that was cut short)."""
+    path = unit_path(out_dir, k)
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["dialogues"] == [d.id for d in chunk]
+    except (ValueError, KeyError):  # a record from a crashed writer cannot exist (atomic), but be safe
+        return False
 
 
 def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | None]:

@@ -142,3 +142,44 @@ def test_llm_rewrite_runs_before_the_script_and_is_reported(tmp_path):
         assert r["source"][0][1].startswith("ねえねえ、")  # the script was made from the rewrite
         assert r["script"][0][2].replace("えー、", "").startswith("ねえねえ")
     assert (tmp_path / "o" / "cache" / "rewrite").is_dir()
+
+
+def test_a_larger_limit_extends_the_run_and_redoes_a_short_last_unit(tmp_path):
+    out = tmp_path / "grow"
+    base = {"output.dir": str(out), "output.shard_size": 2, "workers": 1}
+    first = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**base, "corpus.limit": 1}), progress=False)
+    assert first.units_done == 1
+    grown = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**base, "corpus.limit": 3, "workers": 2}), progress=False)
+    assert grown.units_resumed == 0 and grown.units_done == 2  # unit 0 held 1 of its 2 dialogues: redone
+    assert grown.report["renderings"] == 3
+    again = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**base, "corpus.limit": 3}), progress=False)
+    assert again.units_resumed == 2 and again.units_done == 0
+
+
+def test_killed_token_run_resumes_to_identical_shards(tmp_path):
+    """tar + J-Moshi parquet with the local executor: a unit lost to a kill is redone and every
+    shard ends byte-identical to an uninterrupted run (random-weight Mimi, tiny tokenizer)."""
+    from token_helpers import train_tiny_sp
+
+    train_tiny_sp(tmp_path / "sp.model")
+
+    def run(name):
+        recipe = load_recipe(ROOT / "recipes/sample.yaml", {
+            "corpus.limit": 2, "output.shard_size": 1, "output.dir": str(tmp_path / name), "workers": 1,
+            "output.formats": ["tar", "jmoshi"], "models.random_weights": True,
+            "models.text_tokenizer": str(tmp_path / "sp.model"), "tokenize.device": "cpu",
+        })
+        return run_synth(recipe, progress=False)
+
+    run("a")
+    killed = tmp_path / "b"
+    run("b")
+    unit_path(killed, 1).unlink()
+    (killed / "shards" / "shard-00001.tar").unlink()
+    summary = run("b")
+    assert summary.units_resumed == 1 and summary.units_done == 1
+    for rel in ["shards/shard-00000.tar", "shards/shard-00001.tar"] + [
+        str(p.relative_to(tmp_path / "a")) for p in sorted((tmp_path / "a" / "jmoshi").rglob("*.parquet"))
+    ]:
+        assert (killed / rel).read_bytes() == (tmp_path / "a" / rel).read_bytes(), rel
+    assert json.loads((killed / "report.json").read_text())["random_weights"] is True

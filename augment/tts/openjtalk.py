@@ -20,6 +20,7 @@ import difflib
 import io
 import logging
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from math import gcd
 from pathlib import Path
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 SILENT = frozenset({"sil", "pau"})  # label phonemes that are not speech
 MORA_END = frozenset("aiueoAIUEO") | {"N", "cl"}  # a mora ends with a vowel, ん or っ
 HTS_FULL_SCALE = 32768.0  # hts_engine renders 16-bit PCM values as floats
+MEMO_MAX_WORDS = 2  # segments this short (an aizuchi, a lone filler) are memoised
+MEMO_SIZE = 512
 
 
 @lru_cache(maxsize=1)
@@ -210,6 +213,9 @@ class OpenJTalkBackend:
         self.margin = float(margin)
         self._engines: dict[str, Any] = {}
         self._lock = threading.Lock()  # an engine's speed/pitch settings hold until its next synthesis
+        # Aizuchi and fillers repeat endlessly (うん, はい, えー): rendering is deterministic, so a
+        # small memo of short segments per voice saves their synthesis without changing a sample.
+        self._memo: OrderedDict[tuple, RenderedSegment] = OrderedDict()
 
     def _voice(self, voice: VoiceConfig) -> tuple[Any, DurationModel]:
         pyopenjtalk = load_pyopenjtalk()
@@ -227,7 +233,20 @@ class OpenJTalkBackend:
 
     def render(self, segments: Sequence[Segment], voice: VoiceConfig) -> list[RenderedSegment]:
         engine, model = self._voice(voice)
-        return [self._render_one(seg, voice, engine, model) for seg in segments]
+        return [self._render_memo(seg, voice, engine, model) for seg in segments]
+
+    def _render_memo(self, seg: Segment, voice: VoiceConfig, engine: Any, model: DurationModel) -> RenderedSegment:
+        if len(seg.words) > MEMO_MAX_WORDS:
+            return self._render_one(seg, voice, engine, model)
+        key = (seg.words, voice)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._render_one(seg, voice, engine, model)
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        else:
+            self._memo.move_to_end(key)
+        return hit
 
     def _render_one(self, seg: Segment, voice: VoiceConfig, engine: Any, model: DurationModel) -> RenderedSegment:
         pyopenjtalk = load_pyopenjtalk()
