@@ -240,6 +240,17 @@ def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
         v.name: (_describe_file(v.htsvoice, "HTS voice") if v.htsvoice else "bundled mei_normal.htsvoice")
         for v in recipe.tts.voices
     }
+    neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
+    for key, value in recipe.tts.options.items():
+        for spec in value if isinstance(value, list) else [value]:
+            path = Path(str(spec)) if isinstance(spec, str) else None
+            if path is not None and path.is_dir():
+                neural[spec] = {p.name: _describe_file(p, key)["digest"] for p in sorted(path.iterdir())
+                                if p.suffix in (".safetensors", ".model", ".json", ".npy", ".wav")}
+            elif path is not None and path.is_file():
+                neural[spec] = _describe_file(path, key)["digest"]
+    if neural:
+        files["tts_files"] = neural
     try:
         from importlib.metadata import version
 

@@ -66,3 +66,13 @@ def test_best_of_n_runs_through_the_pipeline(setup):
 def test_best_of_n_needs_a_neural_backend():
     with pytest.raises(JmoshiError, match="candidates.n > 1 needs a neural dialogue-level backend"):
         parse_recipe("corpus: {name: jsonl, path: x.jsonl}\noutput: {dir: o}\ncandidates: {n: 3}\n")
+
+
+def test_models_json_records_the_checkpoint_hashes(setup):
+    root, model, corpus = setup
+    out = root / "o1"
+    if not (out / "models.json").exists():
+        run_synth(_recipe(root, model, corpus, "o1"), progress=False)
+    files = json.loads((out / "models.json").read_text())["tts_files"]
+    assert files[str(model)]["model.safetensors"].startswith("sha256:")
+    assert files[str(model / "pair.wav")].startswith("sha256:")
