@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from jmoshi_augment.augment.mix import mix
+from jmoshi_augment.augment.run_report import build_report, describe_file, model_files, unit_path
 from jmoshi_augment.augment.script import make_script
 from jmoshi_augment.augment.timing import plan_timeline
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment
@@ -33,7 +34,6 @@ from jmoshi_augment.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 
-UNITS_DIR = "units"
 TOKEN_FORMATS = {"tar", "jmoshi"}
 
 
@@ -198,10 +198,6 @@ def _chunks(items: Iterable[Dialogue], size: int) -> Iterator[list[Dialogue]]:
         yield chunk
 
 
-def unit_path(out_dir: Path, k: int) -> Path:
-    return out_dir / UNITS_DIR / f"unit-{k:05d}.json"
-
-
 def _check_output_dir(out_dir: Path, recipe: Recipe) -> None:
     """Refuse to resume into a folder made by a different recipe: the outputs would not match."""
     saved = out_dir / "recipe.json"
@@ -226,40 +222,6 @@ def _output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
     return recipe
 
 
-def _describe_file(spec: str | None, what: str) -> dict[str, str]:
-    from jmoshi_augment.checkpoints import file_digest, resolve_file
-
-    path = resolve_file(spec, what)
-    return {"spec": str(spec), "path": str(path), "digest": file_digest(path)}
-
-
-def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
-    """Every model/voice file the run used, with hashes: stored next to the data it made."""
-    files: dict[str, Any] = dict(tokens.files) if tokens is not None else {}
-    files["voices"] = {
-        v.name: (_describe_file(v.htsvoice, "HTS voice") if v.htsvoice else "bundled mei_normal.htsvoice")
-        for v in recipe.tts.voices
-    }
-    neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
-    for key, value in recipe.tts.options.items():
-        for spec in value if isinstance(value, list) else [value]:
-            path = Path(str(spec)) if isinstance(spec, str) else None
-            if path is not None and path.is_dir():
-                neural[spec] = {p.name: _describe_file(p, key)["digest"] for p in sorted(path.iterdir())
-                                if p.suffix in (".safetensors", ".model", ".json", ".npy", ".wav")}
-            elif path is not None and path.is_file():
-                neural[spec] = _describe_file(path, key)["digest"]
-    if neural:
-        files["tts_files"] = neural
-    try:
-        from importlib.metadata import version
-
-        files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch")}
-    except Exception:  # a package missing from the metadata is not worth failing a run
-        pass
-    return files
-
-
 class TokenStage:
     """Mimi + SentencePiece and the token writers, created only when a token format is asked for."""
 
@@ -281,8 +243,8 @@ class TokenStage:
         mimi = load_mimi(m.mimi, device=device, num_codebooks=t.n_q, random_weights=m.random_weights)
         self.encoder = MimiEncoder(mimi, n_q=t.n_q, batch_size=t.batch_size, device=device)
         self.files = {
-            "mimi": "random weights" if m.random_weights else _describe_file(m.mimi, "Mimi weights"),
-            "text_tokenizer": _describe_file(m.text_tokenizer, "text tokenizer"),
+            "mimi": "random weights" if m.random_weights else describe_file(m.mimi, "Mimi weights"),
+            "text_tokenizer": describe_file(m.text_tokenizer, "text tokenizer"),
         }
 
     def write(self, out_dir: Path, k: int, renderings: list[RenderedDialogue]) -> dict[str, Any]:
@@ -465,77 +427,3 @@ def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dia
         "rewrite": rewrite,
     }
     atomic_write_text(unit_path(out_dir, k), json.dumps(json_safe(record), ensure_ascii=False, indent=1, allow_nan=False))
-
-
-def read_units(out_dir: Path) -> list[dict[str, Any]]:
-    records = []
-    for p in sorted((out_dir / UNITS_DIR).glob("unit-*.json")):
-        records.append(json.loads(p.read_text(encoding="utf-8")))
-    return records
-
-
-def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum per-unit count dicts (nested dicts of numbers); the first text value of a key is kept."""
-    total: dict[str, Any] = {}
-    for d in dicts:
-        for key, value in d.items():
-            if isinstance(value, dict):
-                total[key] = _add_counts([total.get(key, {}), value])
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                total[key] = total.get(key, 0) + value
-            else:
-                total.setdefault(key, value)
-    return total
-
-
-def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
-                 wall_seconds: float) -> dict[str, Any]:
-    """Manifest + report from the unit records, so a resumed run reports the whole output."""
-    from jmoshi_augment.augment.stats import DialogueStats, summarize, write_stats_report
-    from jmoshi_augment.augment.wav_format import manifest_entry, write_manifest
-
-    units = read_units(out_dir)
-    renderings = [e for u in units for e in u["renderings"]]
-    if "wav" in recipe.output.formats:
-        write_manifest(out_dir, (manifest_entry(e["id"], e["duration"]) for e in renderings))
-    if "jmoshi" in recipe.output.formats:
-        from jmoshi_augment.augment.jmoshi_format import finalize_parquet_names
-
-        finalize_parquet_names(out_dir / "jmoshi" / "parquet")
-    planned, seconds, skips, rejected = Counter(), Counter(), Counter(), {}
-    for u in units:
-        seconds.update(u["seconds"])
-        skips.update(u["skips"])
-        rejected.update(u["rejected"])
-    for e in renderings:
-        planned.update(e["planned"])
-    rewrite = _add_counts([u["rewrite"] for u in units if u.get("rewrite")])
-    stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
-    total = sum(e["duration"] for e in renderings)
-    report = {
-        "output_dir": recipe.output.dir,
-        "dialogues": sum(len(u["dialogues"]) for u in units),
-        "renderings": len(renderings),
-        "hours": round(total / 3600, 4),
-        "seconds_of_audio": round(total, 2),
-        "turns": sum(e["turns"] for e in renderings),
-        "planned_events": dict(planned),
-        "rejected": rejected,
-        "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
-        "skipped_turns": dict(skips),
-        "skipped_corpus_rows": dict(load_report.skipped),
-        "filtered": dict(filter_counts),
-        "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),
-        "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
-        "wall_seconds_this_run": round(wall_seconds, 2),
-        "rewrite": rewrite,
-        "turn_taking": summarize(stats) if stats else {},
-        "random_weights": recipe.models.random_weights,
-    }
-    atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
-    if stats:
-        write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
-    from jmoshi_augment.augment.report import write_html_report
-
-    write_html_report(out_dir)
-    return report

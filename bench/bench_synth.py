@@ -15,7 +15,6 @@ import tempfile
 import time
 from itertools import islice
 
-import numpy as np
 
 
 def main() -> None:

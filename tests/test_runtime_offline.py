@@ -27,7 +27,6 @@ def test_offline_chat_writes_aligned_stereo_of_the_input_length(tmp_path):
 
 
 def test_offline_chat_needs_both_paths_and_a_readable_input(tmp_path):
-    from jmoshi_augment.cli import main  # noqa: F401  (errors are JmoshiError → exit code 2 in main)
     from jmoshi_augment.errors import JmoshiError
 
     result = CliRunner().invoke(app, ["chat", str(tiny_model_dir()), "--device", "cpu", "--input", "x.wav"])

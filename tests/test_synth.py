@@ -1,7 +1,6 @@
 """End to end on the CPU with OpenJTalk: the sample corpus → stereo wav + alignments + manifest."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

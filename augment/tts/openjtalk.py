@@ -23,7 +23,6 @@ import threading
 from collections import OrderedDict
 from functools import lru_cache
 from math import gcd
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

@@ -1,0 +1,132 @@
+"""The run's record next to its data: the manifest, ``report.json``, the turn-taking statistics,
+``report.html`` and ``models.json`` (every model/voice file with its hash). Everything is rebuilt
+from the unit records, so a resumed run (or one finished by another executor) reports the whole
+output, not only its own part."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jmoshi_augment.corpora import LoadReport
+from jmoshi_augment.io import atomic_write_text, json_safe
+from jmoshi_augment.recipe import Recipe
+
+if TYPE_CHECKING:
+    from jmoshi_augment.augment.pipeline import TokenStage
+
+UNITS_DIR = "units"
+
+
+def unit_path(out_dir: Path, k: int) -> Path:
+    return out_dir / UNITS_DIR / f"unit-{k:05d}.json"
+
+
+def describe_file(spec: str | None, what: str) -> dict[str, str]:
+    from jmoshi_augment.checkpoints import file_digest, resolve_file
+
+    path = resolve_file(spec, what)
+    return {"spec": str(spec), "path": str(path), "digest": file_digest(path)}
+
+
+def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
+    """Every model/voice file the run used, with hashes: stored next to the data it made."""
+    files: dict[str, Any] = dict(tokens.files) if tokens is not None else {}
+    files["voices"] = {
+        v.name: (describe_file(v.htsvoice, "HTS voice") if v.htsvoice else "bundled mei_normal.htsvoice")
+        for v in recipe.tts.voices
+    }
+    neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
+    for key, value in recipe.tts.options.items():
+        for spec in value if isinstance(value, list) else [value]:
+            path = Path(str(spec)) if isinstance(spec, str) else None
+            if path is not None and path.is_dir():
+                neural[spec] = {p.name: describe_file(p, key)["digest"] for p in sorted(path.iterdir())
+                                if p.suffix in (".safetensors", ".model", ".json", ".npy", ".wav")}
+            elif path is not None and path.is_file():
+                neural[spec] = describe_file(path, key)["digest"]
+    if neural:
+        files["tts_files"] = neural
+    try:
+        from importlib.metadata import version
+
+        files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch")}
+    except Exception:  # a package missing from the metadata is not worth failing a run
+        pass
+    return files
+
+
+def read_units(out_dir: Path) -> list[dict[str, Any]]:
+    records = []
+    for p in sorted((out_dir / UNITS_DIR).glob("unit-*.json")):
+        records.append(json.loads(p.read_text(encoding="utf-8")))
+    return records
+
+
+def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum per-unit count dicts (nested dicts of numbers); the first text value of a key is kept."""
+    total: dict[str, Any] = {}
+    for d in dicts:
+        for key, value in d.items():
+            if isinstance(value, dict):
+                total[key] = _add_counts([total.get(key, {}), value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+            else:
+                total.setdefault(key, value)
+    return total
+
+
+def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
+                 wall_seconds: float) -> dict[str, Any]:
+    """Manifest + report from the unit records, so a resumed run reports the whole output."""
+    from jmoshi_augment.augment.stats import DialogueStats, summarize, write_stats_report
+    from jmoshi_augment.augment.wav_format import manifest_entry, write_manifest
+
+    units = read_units(out_dir)
+    renderings = [e for u in units for e in u["renderings"]]
+    if "wav" in recipe.output.formats:
+        write_manifest(out_dir, (manifest_entry(e["id"], e["duration"]) for e in renderings))
+    if "jmoshi" in recipe.output.formats:
+        from jmoshi_augment.augment.jmoshi_format import finalize_parquet_names
+
+        finalize_parquet_names(out_dir / "jmoshi" / "parquet")
+    planned, seconds, skips, rejected = Counter(), Counter(), Counter(), {}
+    for u in units:
+        seconds.update(u["seconds"])
+        skips.update(u["skips"])
+        rejected.update(u["rejected"])
+    for e in renderings:
+        planned.update(e["planned"])
+    rewrite = _add_counts([u["rewrite"] for u in units if u.get("rewrite")])
+    stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
+    total = sum(e["duration"] for e in renderings)
+    report = {
+        "output_dir": recipe.output.dir,
+        "dialogues": sum(len(u["dialogues"]) for u in units),
+        "renderings": len(renderings),
+        "hours": round(total / 3600, 4),
+        "seconds_of_audio": round(total, 2),
+        "turns": sum(e["turns"] for e in renderings),
+        "planned_events": dict(planned),
+        "rejected": rejected,
+        "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
+        "skipped_turns": dict(skips),
+        "skipped_corpus_rows": dict(load_report.skipped),
+        "filtered": dict(filter_counts),
+        "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),
+        "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "wall_seconds_this_run": round(wall_seconds, 2),
+        "rewrite": rewrite,
+        "turn_taking": summarize(stats) if stats else {},
+        "random_weights": recipe.models.random_weights,
+    }
+    atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
+    if stats:
+        write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
+    from jmoshi_augment.augment.report import write_html_report
+
+    write_html_report(out_dir)
+    return report
