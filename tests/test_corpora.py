@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import openpyxl
 import pytest
 
 from jmoshi_augment.corpora import Dialogue, LoadReport, Turn, list_corpora, load_corpus
 from jmoshi_augment.corpora._common import clean_text
 from jmoshi_augment.errors import JmoshiError
+from fixtures.make_nttcs_fixtures import write_workbook
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -244,13 +244,7 @@ def test_bundled_sample_is_varied_natural_dialogue():
 
 
 def _workbook(path: Path, sheets: dict[str, list[list]]) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for title, rows in sheets.items():
-        ws = wb.create_sheet(title)
-        for row in rows:
-            ws.append(row)
-    wb.save(path)
+    write_workbook(path, sheets)
     return path
 
 
