@@ -41,16 +41,16 @@ def _hub_download(repo: str, filename: str, what: str) -> Path:
 
     try:
         return Path(hf_hub_download(repo, filename))
-    except EntryNotFoundError:
-        raise JmoshiError(f"{what}: the repo has no file {filename!r}", path=f"hf://{repo}/{filename}") from None
-    except RepositoryNotFoundError:
-        raise JmoshiError(f"{what}: no such Hugging Face repo (or it is gated)", path=f"hf://{repo}") from None
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: test it first
         raise JmoshiError(
             f"{what}: not in the local Hugging Face cache and the hub cannot be reached "
             "(HF_HUB_OFFLINE=1 or no network); download it once with network access, or pass a local path",
             path=f"hf://{repo}/{filename}",
         ) from None
+    except EntryNotFoundError:
+        raise JmoshiError(f"{what}: the repo has no file {filename!r}", path=f"hf://{repo}/{filename}") from None
+    except RepositoryNotFoundError:
+        raise JmoshiError(f"{what}: no such Hugging Face repo (or it is gated)", path=f"hf://{repo}") from None
     except OSError as e:  # network errors surface as OSError subclasses
         raise JmoshiError(f"{what}: download failed: {e}", path=f"hf://{repo}/{filename}") from None
 
