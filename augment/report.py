@@ -8,8 +8,9 @@ Layout written next to the run's own files::
 
 The data files are JSON wrapped in one function call because a page opened from disk (file://)
 may load sibling ``<script>`` files but not ``fetch`` JSON. Audio is referenced
-(``audio/ID.wav``), never copied. Everything is read defensively: a partial or malformed folder
-gives a report that lists what is missing (``problems``) instead of an exception.
+(``audio/ID.wav``), never copied. The folder is read defensively (:mod:`.report_read`): a partial
+or malformed folder gives a report that lists what is missing (``problems``) instead of an
+exception.
 """
 
 from __future__ import annotations
@@ -20,268 +21,35 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jmoshi_augment.augment.stats import HUMAN_REFERENCE, DialogueStats, analyze_file, analyze_paths, summarize
+from jmoshi_augment.augment.report_read import Rendering, RunData, read_compare, read_rendering, read_run
+from jmoshi_augment.augment.stats import HUMAN_REFERENCE, summarize
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "DATA_DIR",
+    "REPORT_HTML",
+    "Rendering",
+    "RunData",
+    "plan_reference",
+    "read_compare",
+    "read_rendering",
+    "read_run",
+    "report_app",
+    "serve_report",
+    "write_html_report",
+]
+
 REPORT_HTML = "report.html"
 DATA_DIR = "report_data"
 PAGE_SIZE = 500  # list rows per lazily loaded page
 DETAIL_CHUNK = 50  # dialogues per detail file: one small download per click, few files per run
-LONG_SILENCE = 3.0  # seconds of mutual silence worth a warning in the list
-DURATION_TOLERANCE = 0.05  # seconds between the unit record and the wav header
-
-
-@dataclass
-class Rendering:
-    """One row of the list and its detail record, as the page reads them."""
-
-    row: dict[str, Any]
-    detail: dict[str, Any]
-    stats: DialogueStats | None = None
-
-
-@dataclass
-class RunData:
-    """Everything the report shows, read from an output folder; ``problems`` says what was missing."""
-
-    out_dir: Path
-    recipe_yaml: str | None = None
-    recipe: dict[str, Any] = field(default_factory=dict)
-    models: dict[str, Any] | None = None
-    report: dict[str, Any] = field(default_factory=dict)
-    renderings: list[Rendering] = field(default_factory=list)
-    rejected: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def stats(self) -> list[DialogueStats]:
-        return [r.stats for r in self.renderings if r.stats is not None]
-
-
-# ----------------------------------------------------------------------------------- reading
-
-
-def _read_json(path: Path, problems: list[str], consequence: str, label: str | None = None) -> Any:
-    """Parsed JSON, or None with a line in ``problems`` saying what that costs the report."""
-    label = label or path.name
-    if not path.is_file():
-        problems.append(f"{label}: missing; {consequence}")
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{label}: unreadable ({type(e).__name__}: {e}); {consequence}")
-        return None
-
-
-def _read_words(path: Path, warnings: list[str]) -> list[list[Any]]:
-    """[[word, start, end, channel], ...] from a moshi-finetune alignment file."""
-    if not path.is_file():
-        warnings.append("no alignments file")
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        channel = {"SPEAKER_MAIN": 0, "SPEAKER_OTHER": 1}
-        return [[str(w), float(s), float(e), channel.get(spk, 0)] for w, (s, e), spk in data["alignments"]]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        warnings.append(f"alignments unreadable ({type(e).__name__})")
-        return []
-
-
-def _audio_seconds(path: Path, warnings: list[str]) -> float | None:
-    import soundfile as sf
-
-    if not path.is_file():
-        warnings.append("no audio file")
-        return None
-    try:
-        info = sf.info(str(path))
-    except (RuntimeError, OSError) as e:  # soundfile raises RuntimeError on a bad header
-        warnings.append(f"audio unreadable ({type(e).__name__})")
-        return None
-    if info.channels != 2:
-        warnings.append(f"audio has {info.channels} channel(s), expected 2")
-    return info.frames / info.samplerate
-
-
-def _events(stats: dict[str, Any]) -> dict[str, Any]:
-    """The parts of DialogueStats.to_dict() the timeline draws."""
-    kinds = stats.get("overlap_kind", [])
-    return {
-        "ipus": stats.get("ipus", [[], []]),
-        "gaps": stats.get("gaps", []),
-        "pauses": stats.get("pauses", []),
-        "overlaps": [[s, e, k] for (s, e), k in zip(stats.get("overlaps", []), kinds)],
-        "backchannels": stats.get("backchannels", [[], []]),
-    }
-
-
-def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
-    """Row + detail for one unit-record entry (or a bare ``{"id", "duration"}`` from data.jsonl)."""
-    rid = str(entry.get("id", "?"))
-    warnings: list[str] = []
-    wav, align = out_dir / "audio" / f"{rid}.wav", out_dir / "audio" / f"{rid}.json"
-    audio_s = _audio_seconds(wav, warnings)
-    duration = entry.get("duration")
-    if audio_s is not None and isinstance(duration, (int, float)) and abs(audio_s - duration) > DURATION_TOLERANCE:
-        warnings.append(f"audio is {audio_s:.2f} s, record says {duration:.2f} s")
-    duration = float(duration) if isinstance(duration, (int, float)) else audio_s or 0.0
-    words = _read_words(align, warnings)
-    for ch, name in ((0, "main"), (1, "other")):
-        if align.is_file() and words and not any(w[3] == ch for w in words):
-            warnings.append(f"no words on the {name} channel")
-    late = sum(1 for w in words if w[2] > duration + DURATION_TOLERANCE)
-    if late:
-        warnings.append(f"{late} word(s) end after the audio")
-
-    stats, stats_dict = None, entry.get("stats")
-    if isinstance(stats_dict, dict):
-        try:
-            stats = DialogueStats.from_dict(stats_dict)
-        except JmoshiError:
-            warnings.append("turn-taking stats malformed")
-    elif audio_s is not None:
-        try:  # a run made without unit records: measure the wav now
-            stats = analyze_file(wav, rid)
-            stats_dict = stats.to_dict()
-        except JmoshiError as e:
-            warnings.append(f"stats: {e.message}")
-    else:
-        warnings.append("no turn-taking stats")
-    counts = stats.counts() if stats else {}
-    planned = entry.get("planned") if isinstance(entry.get("planned"), dict) else {}
-    if planned.get("backchannels", 0) >= 2 and stats and counts["backchannels"] == 0:
-        warnings.append(f"planned {planned['backchannels']} backchannels, detector found none")
-    silences = [e - s for s, e in [*(stats.gaps.tolist() if stats else []), *(stats.pauses.tolist() if stats else [])]]
-    if silences and max(silences) > LONG_SILENCE:
-        warnings.append(f"silence of {max(silences):.1f} s")
-    if entry.get("dropped_tokens"):
-        warnings.append(f"{entry['dropped_tokens']} text tokens dropped")
-
-    speaker_map = entry.get("speaker_map") if isinstance(entry.get("speaker_map"), dict) else {}
-    voices = entry.get("voices") if isinstance(entry.get("voices"), dict) else {}
-    row = {
-        "id": rid,
-        "dialogue_id": str(entry.get("dialogue_id", rid)),
-        "corpus": str(entry.get("corpus", "?")),
-        "duration": round(duration, 3),
-        "turns": entry.get("turns"),
-        "overlaps": counts.get("overlaps"),
-        "backchannels": counts.get("backchannels"),
-        # the planner's counters omit zeros
-        "planned_overlaps": planned.get("overlaps", 0) if planned else None,
-        "planned_backchannels": planned.get("backchannels", 0) if planned else None,
-        "main": speaker_map.get("main"),
-        "other": speaker_map.get("other"),
-        "voices": voices,
-        "audio": f"audio/{rid}.wav" if audio_s is not None else None,
-        "warnings": warnings,
-    }
-    detail = {
-        "id": rid,
-        "words": words,
-        "source": entry.get("source") or [],
-        "script": entry.get("script") or [],
-        "planned": planned,
-        "counts": counts,
-        "events": _events(stats_dict) if isinstance(stats_dict, dict) else None,
-    }
-    return Rendering(row, detail, stats)
-
-
-def _manifest_entries(out_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
-    """Renderings of a folder without unit records: data.jsonl lines, else every audio/*.wav."""
-    manifest = out_dir / "data.jsonl"
-    entries = []
-    if manifest.is_file():
-        for n, line in enumerate(manifest.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            try:
-                e = json.loads(line)
-                entries.append({"id": Path(e["path"]).stem, "duration": e.get("duration")})
-            except (json.JSONDecodeError, KeyError, TypeError):
-                if line.strip():
-                    problems.append(f"data.jsonl:{n}: not a {{\"path\", \"duration\"}} line")
-    else:
-        entries = [{"id": p.stem} for p in sorted((out_dir / "audio").glob("*.wav"))]
-    return entries
-
-
-def read_run(out_dir: str | Path) -> RunData:
-    """Read an output folder for the report; never raises on missing or malformed content."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise JmoshiError("no such output folder", path=out_dir)
-    run = RunData(out_dir)
-    p = run.problems
-    yaml_path = out_dir / "recipe.yaml"
-    if yaml_path.is_file():
-        run.recipe_yaml = yaml_path.read_text(encoding="utf-8", errors="replace")
-    else:
-        p.append("recipe.yaml: missing; resolved recipe not shown")
-    run.recipe = _read_json(out_dir / "recipe.json", [], "") or {}
-    run.models = _read_json(out_dir / "models.json", p, "model and voice files not shown")
-    report = _read_json(out_dir / "report.json", p, "totals recomputed from the unit records")
-    run.report = report if isinstance(report, dict) else {}
-
-    entries: list[dict[str, Any]] = []
-    unit_files = sorted((out_dir / "units").glob("unit-*.json"))
-    seconds: dict[str, float] = {}
-    n_dialogues = 0
-    for path in unit_files:
-        unit = _read_json(path, p, "its dialogues are not listed", f"units/{path.name}")
-        if not isinstance(unit, dict) or not isinstance(unit.get("renderings"), list):
-            if unit is not None:
-                p.append(f"units/{path.name}: not a unit record (no renderings list)")
-            continue
-        n_dialogues += len(unit.get("dialogues") or [])
-        entries += [e for e in unit["renderings"] if isinstance(e, dict)]
-        run.rejected.update({str(k): str(v) for k, v in (unit.get("rejected") or {}).items()})
-        for k, v in (unit.get("seconds") or {}).items():
-            seconds[k] = seconds.get(k, 0.0) + float(v)
-    if not unit_files:
-        p.append("units/: no unit records (run not started, or made by another tool): "
-                 "dialogues listed from data.jsonl / audio/, without text or plan")
-        entries = _manifest_entries(out_dir, p)
-    run.renderings = [read_rendering(out_dir, e) for e in entries]
-    if not run.renderings:
-        p.append("no dialogues found (nothing rendered yet?)")
-
-    # Totals are recomputed from what is on disk, so an interrupted run reports what it holds.
-    total = sum(r.row["duration"] for r in run.renderings)
-    run.report.setdefault("dialogues", n_dialogues or len({r.row["dialogue_id"] for r in run.renderings}))
-    run.report.setdefault("stage_seconds", {k: round(v, 2) for k, v in seconds.items()})
-    run.report.update(renderings=len(run.renderings), seconds_of_audio=round(total, 2), hours=round(total / 3600, 4))
-    if not run.rejected and isinstance(run.report.get("rejected"), dict):
-        run.rejected = {str(k): str(v) for k, v in run.report["rejected"].items()}
-    missing_audio = sum(1 for r in run.renderings if r.row["audio"] is None)
-    if missing_audio:
-        p.append(f"audio/: {missing_audio} of {len(run.renderings)} wav files missing or unreadable")
-    return run
-
-
-def read_compare(path: str | Path) -> tuple[str, list[DialogueStats], list[str]]:
-    """A reference set: another run's folder (its unit records), or real recordings (wav files,
-    folders of them, data.jsonl manifests) measured now."""
-    path = Path(path)
-    if not path.exists():
-        raise JmoshiError("--compare: no such file or folder", path=path)
-    label = path.name or str(path)
-    if (path / "units").is_dir() or (path / "report.json").is_file():
-        other = read_run(path)
-        return label, other.stats, [f"{label}: {m}" for m in other.problems]
-    try:
-        return label, list(analyze_paths([path])), []
-    except (RuntimeError, OSError) as e:  # soundfile's errors for what is not audio
-        raise JmoshiError(f"--compare: not a run folder, wav, folder of wavs or data.jsonl manifest ({e})",
-                          path=path) from e
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -390,7 +158,6 @@ def write_html_report(
     atomic_write_text(path, page)
     logger.info("wrote %s (%d dialogues, %d problems)", path, len(run.renderings), len(run.problems))
     return path
-
 
 
 # ----------------------------------------------------------------------------------- serving
