@@ -9,17 +9,15 @@ failing (429, 5xx, timeouts after ``http_retries``), the original dialogue is ke
 counted in :class:`RewriteReport`. Fatal setup errors (unreachable server, bad key, unknown model)
 raise :class:`JmoshiError` instead: rewriting nothing silently would waste a whole synth run.
 
-Every answer is stored in an on-disk cache (one JSON file per dialogue, written atomically after
-each answer) keyed by dialogue id, input hash, prompt hash and model. A rerun re-validates the
-cached answers under the current bounds and only asks for what is still missing, so a rerun or a
-crashed run pays for nothing twice.
+Every answer is stored in an on-disk cache (:mod:`.rewrite_cache`: one JSON file per dialogue,
+written atomically after each answer) keyed by dialogue id, input hash, prompt hash and model. A
+rerun re-validates the cached answers under the current bounds and only asks for what is still
+missing, so a rerun or a crashed run pays for nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
 import random
@@ -29,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+from jmoshi_augment.augment.rewrite_cache import CACHE_VERSION, Answer, AnswerCache, default_cache_dir
 from jmoshi_augment.augment.rewrite_prompt import (
     build_messages,
-    input_document,
     load_system_prompt,
     prompt_hash,
     response_format,
@@ -39,12 +37,18 @@ from jmoshi_augment.augment.rewrite_prompt import (
 from jmoshi_augment.augment.rewrite_validate import Verdict, validate_rewrite
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import RewriteConfig
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+__all__ = [
+    "CACHE_VERSION",
+    "AnswerCache",
+    "RewriteReport",
+    "default_cache_dir",
+    "iter_rewrite",
+    "rewrite_dialogues",
+]
 
 
 @dataclass
@@ -98,59 +102,6 @@ class RewriteReport:
             "completion_tokens": self.completion_tokens,
             "examples": dict(self.examples),
         }
-
-
-# ----------------------------------------------------------------------------------------- cache
-@dataclass
-class _Answer:
-    content: Optional[str]
-    finish_reason: Optional[str]
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class AnswerCache:
-    """One JSON file per (dialogue id, input hash, prompt hash, model) holding every answer the
-    model gave for it, in order. Written atomically, so a crash never leaves half a file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    @staticmethod
-    def key(d: Dialogue, prompt_sha: str, model: str) -> str:
-        text_sha = hashlib.sha256(input_document(d).encode()).hexdigest()
-        return hashlib.sha256(json.dumps([d.id, text_sha, prompt_sha, model]).encode()).hexdigest()
-
-    def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def load(self, key: str) -> list[_Answer]:
-        path = self.path(key)
-        if not path.is_file():
-            return []
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != CACHE_VERSION:
-                return []
-            return [_Answer(**a) for a in data["answers"]]
-        except (ValueError, KeyError, TypeError) as e:
-            logger.warning("%s: unreadable cache entry ignored (%s)", path, e)
-            return []
-
-    def store(self, key: str, d: Dialogue, model: str, prompt_sha: str, answers: list[_Answer]) -> None:
-        data = {
-            "version": CACHE_VERSION,
-            "dialogue_id": d.id,
-            "model": model,
-            "prompt_sha256": prompt_sha,
-            "answers": [a.__dict__ for a in answers],
-        }
-        atomic_write_text(self.path(key), json.dumps(data, ensure_ascii=False))
-
-
-def default_cache_dir(cfg: RewriteConfig, output_dir: str | Path) -> Path:
-    """``rewrite.cache_dir`` when set (share one cache across recipes), else inside the output."""
-    return Path(cfg.cache_dir) if cfg.cache_dir else Path(output_dir) / "cache" / "rewrite"
 
 
 # ---------------------------------------------------------------------------------------- client
@@ -230,7 +181,7 @@ class _Rewriter:
         # jitter keeps the slots that hit a 429 together from retrying together
         return random.uniform(0.5, 1.0) * min(self.cfg.backoff_base * 2**attempt, self.cfg.backoff_max)
 
-    async def _complete(self, d: Dialogue, messages: list[dict[str, str]]) -> _Answer:
+    async def _complete(self, d: Dialogue, messages: list[dict[str, str]]) -> Answer:
         oa, cfg = self.openai, self.cfg
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": cfg.temperature}
         if cfg.max_tokens is not None:
@@ -249,7 +200,7 @@ class _Rewriter:
                     resp = await self.client.chat.completions.create(**kwargs)
                 choice = resp.choices[0] if resp.choices else None
                 usage = resp.usage
-                return _Answer(
+                return Answer(
                     content=choice.message.content if choice else None,
                     finish_reason=choice.finish_reason if choice else None,
                     prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
