@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from token_helpers import train_sp
 
 TINY_LM = {
     "dim": 32,
@@ -52,18 +53,8 @@ SENTENCES = [
 
 
 def train_tokenizer(folder: Path, vocab_size: int = 256) -> Path:
-    import sentencepiece as spm
-
-    corpus = folder / "corpus.txt"
-    corpus.write_text("\n".join(SENTENCES * 4), encoding="utf-8")
-    prefix = folder / "spm"
-    spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size, model_type="bpe",
-        character_coverage=1.0, hard_vocab_limit=False, pad_id=3, unk_id=0, bos_id=1, eos_id=2,
-        minloglevel=2,
-    )
-    corpus.unlink()
-    return prefix.with_suffix(".model")
+    """A BPE model of :data:`SENTENCES` written to ``folder/spm.model``."""
+    return train_sp(folder / "spm.model", SENTENCES * 4, model_type="bpe", vocab_size=vocab_size)
 
 
 def make_tiny_model_dir(folder: Path, *, seed: int = 0) -> Path:

@@ -23,19 +23,31 @@ SENTENCES = [
 SYMBOLS = ["こんにちは", "ありがとう", "天気"]
 
 
-def train_tiny_sp(path: Path):
-    """A character-level model with rinna's special ids (0 <unk>, 1 <s>, 2 </s>, 3 [PAD]), byte
-    fallback on, and the :data:`SYMBOLS` as single pieces: every other character is its own piece,
-    so expected text streams can be worked out by hand."""
+def train_sp(path: Path, sentences: list[str], *, model_type: str, vocab_size: int, **options) -> Path:
+    """Train a SentencePiece model on ``sentences`` in memory and write it to ``path``: rinna's
+    special ids (0 <unk>, 1 <s>, 2 </s>, 3 pad), every character covered, ``vocab_size`` an upper
+    bound (tiny corpora have fewer pieces), one thread so the pieces are the same on every run;
+    ``options`` go to the trainer as they are (``byte_fallback``, ``user_defined_symbols``...)."""
     import sentencepiece as spm
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(SENTENCES * 3), model_writer=model, model_type="char", vocab_size=400,
-        hard_vocab_limit=False, byte_fallback=True, character_coverage=1.0, user_defined_symbols=SYMBOLS,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=3, pad_piece="[PAD]", num_threads=1, minloglevel=2,
+        sentence_iterator=iter(sentences), model_writer=model, model_type=model_type, vocab_size=vocab_size,
+        hard_vocab_limit=False, character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=3,
+        num_threads=1, minloglevel=2, **options,
     )
     path.write_bytes(model.getvalue())
+    return path
+
+
+def train_tiny_sp(path: Path):
+    """A character-level model with rinna's special ids (pad piece ``[PAD]``), byte fallback on,
+    and the :data:`SYMBOLS` as single pieces: every other character is its own piece, so expected
+    text streams can be worked out by hand."""
+    import sentencepiece as spm
+
+    train_sp(path, SENTENCES * 3, model_type="char", vocab_size=400, byte_fallback=True,
+             user_defined_symbols=SYMBOLS, pad_piece="[PAD]")
     return spm.SentencePieceProcessor(model_file=str(path))
 
 
