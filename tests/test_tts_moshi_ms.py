@@ -199,3 +199,86 @@ def test_noise_is_batch_invariant():
         torch.testing.assert_close(hash_uniform(seeds[b: b + 1], steps[b: b + 1], 300)[0], batch[b], rtol=0, atol=0)
     assert 0 < float(batch.min()) and float(batch.max()) < 1 and abs(float(batch.mean()) - 0.5) < 0.05
     assert not torch.equal(batch[0], batch[1])
+
+
+# ----------------------------------------------------------------- CUDA-graph safety of the step
+# On CUDA, ForcedDecoder.run captures ``step`` once with moshi's CUDAGraphed and replays it; that is
+# only correct if the step never syncs with the host and only writes its slot buffers in place
+# (a replay writes to the addresses seen at capture). Both are checked here on the CPU.
+
+_HOST_SYNCS = {"item", "tolist", "cpu", "numpy", "nonzero", "__bool__", "__int__", "__float__", "__index__"}
+
+
+class _NoHostSync:
+    """Torch function mode that fails on any call reading a device value back to the host."""
+
+    def __new__(cls):
+        from torch.overrides import TorchFunctionMode
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = getattr(func, "__name__", "")
+                if name in _HOST_SYNCS:
+                    raise AssertionError(f"host sync inside the step: {name}")
+                return func(*args, **(kwargs or {}))
+
+        return Mode()
+
+
+def test_step_is_graph_safe_and_wrapped_like_lmgen(backend, monkeypatch):
+    from dataclasses import fields
+
+    import moshi.utils.compile as mcompile
+
+    from jmoshi_augment.augment.tts import ms_decode
+
+    wrappers = []
+
+    class Recorder(mcompile.CUDAGraphed):
+        def __init__(self, func, warmup_steps=1, disable=False):
+            super().__init__(func, warmup_steps, disable)
+            self.calls = 0
+            wrappers.append(self)
+
+        def __call__(self, *args, **kwargs):
+            assert not args and not kwargs  # everything the step touches lives in fixed buffers
+            self.calls += 1
+            return super().__call__(*args, **kwargs)
+
+    steps: list[dict[str, tuple[int, tuple[int, ...]]]] = []
+
+    class Checked(ForcedDecoder):
+        def step(self, st):
+            before = {f.name: (getattr(st, f.name).data_ptr(), tuple(getattr(st, f.name).shape)) for f in fields(st)}
+            pos = st.pos.clone()
+            with _NoHostSync():
+                super().step(st)
+            after = {f.name: (getattr(st, f.name).data_ptr(), tuple(getattr(st, f.name).shape)) for f in fields(st)}
+            assert after == before
+            assert np.array_equal(st.pos.numpy(), pos.numpy() + 1)  # pos advanced in place, not rebound
+            steps.append(before)
+
+    monkeypatch.setattr(mcompile, "CUDAGraphed", Recorder)
+    scripts = [np.asarray(build_script_tokens(tiny_script(f"g-{i}"), "A", backend.model.sp).ids) for i in range(3)]
+    prompt = backend.prompts.tokens("pairA", backend.model)
+    items = [DecodeItem(s, prompt if i != 1 else prompt[:, :0], 100 + i) for i, s in enumerate(scripts)]
+    kw = dict(pad_id=PAD_ID, sampling=backend.options.sampling, limits=backend.options.limits)
+    checked = Checked(backend.model.lm, **kw).run(items, batch_size=2)  # 3 items in 2 slots: a refill happens
+    assert len(wrappers) == 1 and wrappers[0].disable and wrappers[0].calls == len(steps) > 0  # CPU: pass-through
+    assert all(s == steps[0] for s in steps)  # the same buffers for every step, refills included
+    plain = ms_decode.ForcedDecoder(backend.model.lm, cuda_graph=False, **kw).run(items, batch_size=2)
+    for a, b in zip(checked, plain):
+        np.testing.assert_array_equal(a.steps, b.steps)
+        np.testing.assert_array_equal(a.consumed_at, b.consumed_at)
+        assert a.complete == b.complete
+
+
+def test_host_sync_guard_catches_a_sync():
+    import torch
+
+    with pytest.raises(AssertionError, match="host sync inside the step: item"):
+        with _NoHostSync():
+            torch.ones(2).sum().item()
+    with pytest.raises(AssertionError, match="__bool__"):
+        with _NoHostSync():
+            bool(torch.ones(1) > 0)
