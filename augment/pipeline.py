@@ -355,7 +355,9 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
     if pool is None:
         _init_worker(recipe_json)
     results_iter = pool.imap(_work, pending(), chunksize=1) if pool else map(_work, pending())
-    bar = tqdm(total=recipe.corpus.limit, unit="dlg", desc="synth", disable=not progress)
+    bar = tqdm(total=recipe.corpus.limit, unit="dlg", desc="script+tts+mix", disable=not progress)
+    # one view per stage: the token/shard stage advances a unit (shard) at a time
+    unit_bar = tqdm(unit="shard", desc="write+tokens" if tokens else "write", disable=not progress, position=1)
     done_units = 0
     try:
         buffer: list[DialogueResult] = []
@@ -368,8 +370,10 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
                 todo.pop(0)
                 buffer = []
                 done_units += 1
+                unit_bar.update(1)
     finally:
         bar.close()
+        unit_bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
