@@ -16,6 +16,7 @@ import multiprocessing as mp
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -26,7 +27,7 @@ from jmoshi_augment.augment.mix import mix
 from jmoshi_augment.augment.run_report import build_report, describe_file, model_files, unit_path
 from jmoshi_augment.augment.script import make_script
 from jmoshi_augment.augment.timing import plan_timeline
-from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment
+from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment, SpokenScript
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text, json_safe
@@ -93,28 +94,41 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: Any) -> Dia
         other = next(s for s in script.speakers if s != main)
         out = mix(script, rendered, timeline, loudness_dbfs=recipe.tts.loudness_dbfs,
                   gains_db=(voices[main].gain_db, voices[other].gain_db))
-        out.meta.update(
-            speakers=list(script.speakers),  # corpus order: the J-Moshi format puts speakers[0] left
-            voices={"main": voices[main].name, "other": voices[other].name},
-            source=[list(t) for t in script.source_text],
-            script=[[s.speaker, s.kind, s.text] for s in script.segments],
-            dialogue_meta=dialogue.meta,
-        )
+        out.meta.update(_rendering_meta(dialogue, script), voices={"main": voices[main].name, "other": voices[other].name})
         result.renderings.append(out)
     result.seconds["plan_mix"] = time.perf_counter() - t2
     return result
 
 
-def _synthesize_whole(dialogue: Dialogue, script: Any, recipe: Recipe, backend: Any, result: DialogueResult,
+def _rendering_meta(dialogue: Dialogue, script: SpokenScript) -> dict[str, Any]:
+    """What every rendering carries for writers and reports, whichever backend made it."""
+    return {
+        "speakers": list(script.speakers),  # corpus order: the J-Moshi format puts speakers[0] left
+        "source": [list(t) for t in script.source_text],
+        "script": [[s.speaker, s.kind, s.text] for s in script.segments],
+        "dialogue_meta": dialogue.meta,
+    }
+
+
+@lru_cache(maxsize=2)
+def _scorers(candidates_json: str) -> list[Any]:
+    """Best-of-N scorers, built once per process: a CER scorer loads a whole ASR model."""
+    from jmoshi_augment.augment.candidates import build_scorers
+    from jmoshi_augment.recipe import CandidatesConfig
+
+    c = CandidatesConfig.model_validate_json(candidates_json)
+    return build_scorers(turn_taking=c.turn_taking, cer=c.cer, asr_model=c.asr_model, device=c.device, target=c.target)
+
+
+def _synthesize_whole(dialogue: Dialogue, script: SpokenScript, recipe: Recipe, backend: Any, result: DialogueResult,
                       t_start: float) -> DialogueResult:
     """A multi-stream model renders the whole dialogue and decides its own timing (J-Moshi's
     method): no planner, no mixer; best of ``candidates.n`` seeds when asked."""
-    from jmoshi_augment.augment.candidates import best_of_n, build_scorers
+    from jmoshi_augment.augment.candidates import best_of_n
     from jmoshi_augment.augment.tts.moshi_ms import RenderFailed
 
     cand = recipe.candidates
-    scorers = build_scorers(turn_taking=cand.turn_taking, cer=cand.cer, asr_model=cand.asr_model,
-                            device=cand.device, target=cand.target) if cand.n > 1 else []
+    scorers = _scorers(cand.model_dump_json()) if cand.n > 1 else []
     for main in main_speakers(script.speakers, recipe.output.main_speaker):
         rng = dialogue_rng(recipe.seed, f"{dialogue.id}/{main}")
         if cand.n > 1:
@@ -128,12 +142,7 @@ def _synthesize_whole(dialogue: Dialogue, script: Any, recipe: Recipe, backend: 
             except RenderFailed as e:
                 result.rejected = f"render failed: {e}"
                 return result
-        out.meta.update(
-            speakers=list(script.speakers),
-            source=[list(t) for t in script.source_text],
-            script=[[s.speaker, s.kind, s.text] for s in script.segments],
-            dialogue_meta=dialogue.meta,
-        )
+        out.meta.update(_rendering_meta(dialogue, script))  # the backend sets meta["voices"]
         out.meta.setdefault("planned", {})
         out.meta.setdefault("skipped", list(script.skipped))
         result.renderings.append(out)
@@ -227,16 +236,12 @@ class TokenStage:
 
     def __init__(self, recipe: Recipe, *, device: str | None = None) -> None:
         """``device`` overrides ``tokenize.device`` (a Ray driver checks the models on its CPU)."""
-        from jmoshi_augment.augment.tokenize import MimiEncoder
+        from jmoshi_augment.augment.tokenize import MimiEncoder, resolve_device
         from jmoshi_augment.checkpoints import load_mimi, load_text_tokenizer
 
         self.recipe = recipe
         m, t = recipe.models, recipe.tokenize
-        device = device or t.device
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device or t.device)
         if m.text_tokenizer is None:
             raise JmoshiError("models.text_tokenizer is required for token formats", key="models.text_tokenizer")
         self.sp = load_text_tokenizer(m.text_tokenizer)
