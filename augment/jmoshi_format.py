@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedDialogue, TokenizedDialogue
+from jmoshi_augment.augment.types import MAIN, OTHER, RenderedDialogue, TokenizedDialogue
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.io import atomic_output, atomic_write_text
+from jmoshi_augment.io import atomic_output, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,7 +100,7 @@ def jmoshi_paths(out_dir: str | Path, rendering_id: str) -> tuple[Path, Path]:
 
 def write_jmoshi_dialogue(out_dir: str | Path, rendered: RenderedDialogue) -> Path:
     """Write ``audio/ID.wav`` (left = A) and ``text/ID.json``; returns the wav path."""
-    import soundfile as sf
+    from jmoshi_augment.augment.wav_format import wav_bytes
 
     wav_path, json_path = jmoshi_paths(out_dir, rendered.id)
     a = speaker_a_channel(rendered)
@@ -109,8 +109,7 @@ def write_jmoshi_dialogue(out_dir: str | Path, rendered: RenderedDialogue) -> Pa
     if peak > 1.0:  # PCM_16 would wrap around, not saturate
         logger.warning("%s: peak %.2f > 1, clipped in the jmoshi wav", rendered.id, peak)
         stereo = np.clip(stereo, -1.0, 1.0)
-    with atomic_output(wav_path, "wb") as f:
-        sf.write(f, stereo.T, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(wav_path, wav_bytes(stereo))
     atomic_write_text(json_path, json.dumps(word_list(rendered), ensure_ascii=False))
     return wav_path
 
