@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from jmoshi_augment.augment.tokenize import MimiEncoder, resolve_device
+from jmoshi_augment.augment.tokens.tokenize import MimiEncoder, resolve_device
 from jmoshi_augment.augment.types import SAMPLE_RATE
 
 

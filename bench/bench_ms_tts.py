@@ -55,7 +55,7 @@ def sync(device: str) -> None:
 def run_batch(lm, mimi, device: str, batch: int, n_items: int, tokens: int, tail: int, prompt: int) -> dict:
     import torch
 
-    from jmoshi_augment.augment.tts.ms_decode import DecodeItem, DecodeLimits, ForcedDecoder, StreamSampling, undelay
+    from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, DecodeLimits, ForcedDecoder, StreamSampling, undelay
 
     rng = np.random.default_rng(0)
     items = [DecodeItem(rng.integers(4, lm.text_card, size=tokens).astype(np.int64),
@@ -90,8 +90,8 @@ def run_batch(lm, mimi, device: str, batch: int, n_items: int, tokens: int, tail
 
 def openjtalk_rate(seconds_budget: float = 20.0) -> dict:
     """OpenJTalk backend on the CPU (one process): seconds of mono speech per wall second."""
-    from jmoshi_augment.augment.script import to_words
-    from jmoshi_augment.augment.tts import get_backend
+    from jmoshi_augment.augment.text.script import to_words
+    from jmoshi_augment.augment.speech.tts import get_backend
     from jmoshi_augment.augment.types import Segment
     from jmoshi_augment.recipe import TTSConfig
 

@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    from jmoshi_augment.augment.pipeline import run_synth
+    from jmoshi_augment.augment.run.pipeline import run_synth
     from jmoshi_augment.corpora import load_corpus
     from jmoshi_augment.recipe import parse_recipe
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jmoshi_augment.augment.stats import analyze, analyze_energies, analyze_paths, summarize
-from jmoshi_augment.augment.vad import frame_energies
+from jmoshi_augment.augment.analysis.stats import analyze, analyze_energies, analyze_paths, summarize
+from jmoshi_augment.augment.analysis.vad import frame_energies
 
 SR = 24_000
 

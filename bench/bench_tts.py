@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jmoshi_augment.augment.script import normalize_text, split_sentences, to_words
-from jmoshi_augment.augment.tts import get_backend
-from jmoshi_augment.augment.tts.openjtalk import _pyopenjtalk
+from jmoshi_augment.augment.text.script import normalize_text, split_sentences, to_words
+from jmoshi_augment.augment.speech.tts import get_backend
+from jmoshi_augment.augment.speech.tts.openjtalk import _pyopenjtalk
 from jmoshi_augment.augment.types import Segment
 from jmoshi_augment.recipe import TTSConfig
 

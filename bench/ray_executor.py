@@ -37,8 +37,8 @@ def main() -> None:
 
     import ray
 
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
-    from jmoshi_augment.augment.pipeline import run_synth
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--dialogues", type=int, default=10000)
     args = ap.parse_args()
 
-    from jmoshi_augment.augment.report import write_html_report
+    from jmoshi_augment.augment.report.build import write_html_report
 
     with tempfile.TemporaryDirectory(dir=args.run.parent) as tmp:
         big = Path(tmp) / "big"

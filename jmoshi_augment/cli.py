@@ -145,7 +145,7 @@ def synth(
 
     Reruns of the same recipe resume where a killed run stopped.
     """
-    from jmoshi_augment.augment.pipeline import run_synth
+    from jmoshi_augment.augment.run.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
 
     if executor not in ("local", "ray"):
@@ -164,7 +164,7 @@ def synth(
         sets["output.dir"] = str(out.resolve())
     recipe = load_recipe(recipe_path, sets)
     if executor == "ray":
-        from jmoshi_augment.augment.executor_ray import run_synth_ray
+        from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
         summary = run_synth_ray(recipe, address=ray_address, progress=not quiet)
     else:
@@ -176,7 +176,7 @@ def synth(
     )
     tt = r.get("turn_taking") or {}
     if tt:
-        from jmoshi_augment.augment.stats import HUMAN_REFERENCE
+        from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE
 
         pairs = [f"{k} {tt[k]:.3g} (human {v:.3g})" for k, v in HUMAN_REFERENCE.items() if isinstance(tt.get(k), (int, float))]
         typer.echo("turn-taking: " + ", ".join(pairs))
@@ -201,8 +201,8 @@ def stats_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from jmoshi_augment.augment.stats import analyze_paths, summarize, write_stats_report
-    from jmoshi_augment.augment.stats_report import summary_rows
+    from jmoshi_augment.augment.analysis.stats import analyze_paths, summarize, write_stats_report
+    from jmoshi_augment.augment.analysis.stats_report import summary_rows
 
     sets = {name: list(analyze_paths(paths))}
     for other in compare or []:
@@ -232,7 +232,7 @@ def shards_inspect(
     list_ids: bool = typer.Option(False, "--list", help="Only list the dialogue ids in the shard."),
 ) -> None:
     """Print a dialogue's text streams frame by frame (pieces shown without ▁), optionally decode its audio."""
-    from jmoshi_augment.augment.inspect_shard import decode_audio, load_shard, pick, text_frames, write_decoded
+    from jmoshi_augment.augment.formats.inspect_shard import decode_audio, load_shard, pick, text_frames, write_decoded
 
     if list_ids:
         for item, _ in load_shard(shard):
@@ -266,7 +266,7 @@ def shards_verify(
 ) -> None:
     """Re-read outputs and check shapes, dtypes, id ranges and text/audio lengths per dialogue.
     Exit code 1 when problems are found."""
-    from jmoshi_augment.augment.verify import verify_files
+    from jmoshi_augment.augment.formats.verify import verify_files
 
     sp = None
     if tokenizer is not None:
@@ -362,7 +362,7 @@ def report_cmd(
 
     The page opens offline, straight from disk (synth writes it too).
     """
-    from jmoshi_augment.augment.report import serve_report, write_html_report
+    from jmoshi_augment.augment.report.build import serve_report, write_html_report
 
     path = write_html_report(output_dir, compare or None)
     typer.echo(str(path))

@@ -28,7 +28,7 @@ def claimed(folder: Path) -> list[str]:
 
 
 def install() -> None:
-    from jmoshi_augment.augment import wav_format
+    from jmoshi_augment.augment.formats import wav_format
 
     original = wav_format.write_wav_dialogue
 

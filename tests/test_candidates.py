@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.candidates import (
+from jmoshi_augment.augment.run.candidates import (
     CerScorer,
     TurnTakingScorer,
     TurnTakingTarget,
@@ -128,7 +128,7 @@ def test_render_candidates_with_a_per_seed_backend():
 def ms_backend(tmp_path_factory):
     import torch
 
-    from jmoshi_augment.augment.tts.moshi_ms import create
+    from jmoshi_augment.augment.speech.tts.moshi_ms import create
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # batched tiny-model steps stall on thread hand-offs on 2 shared cores

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jmoshi_augment.augment.pipeline import run_synth
+from jmoshi_augment.augment.run.pipeline import run_synth
 from jmoshi_augment.checkpoints import resolve_file, resolve_model
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import parse_recipe

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from jmoshi_augment.augment.jmoshi_format import (
+from jmoshi_augment.augment.formats.jmoshi_format import (
     META_KEY,
     finalize_parquet_names,
     jmoshi_row,
@@ -20,10 +20,10 @@ from jmoshi_augment.augment.jmoshi_format import (
     write_jmoshi_dialogue,
     write_jmoshi_parquet,
 )
-from jmoshi_augment.augment.shards import read_tar_shard, write_tar_shard
-from jmoshi_augment.augment.text_tokens import place_text_tokens
+from jmoshi_augment.augment.formats.shards import read_tar_shard, write_tar_shard
+from jmoshi_augment.augment.tokens.text_tokens import place_text_tokens
 from jmoshi_augment.augment.types import MAIN, OTHER, TokenizedDialogue
-from jmoshi_augment.augment.verify import verify_path
+from jmoshi_augment.augment.formats.verify import verify_path
 from jmoshi_augment.errors import JmoshiError
 
 from token_helpers import rendered, train_tiny_sp

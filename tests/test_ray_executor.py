@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 import ray_faults
-from jmoshi_augment.augment.executor_ray import UnitResources, unit_resources, worker_device
-from jmoshi_augment.augment.pipeline import run_synth, unit_path
+from jmoshi_augment.augment.run.executor_ray import UnitResources, unit_resources, worker_device
+from jmoshi_augment.augment.run.pipeline import run_synth, unit_path
 from jmoshi_augment.cli import app
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import load_recipe
@@ -31,7 +31,7 @@ BLOCK_RAY = "import sys; sys.modules['ray'] = None\n"
 
 def test_core_imports_and_synth_help_work_without_ray():
     code = BLOCK_RAY + (
-        "import jmoshi_augment.augment.pipeline, jmoshi_augment.augment.executor_ray\n"
+        "import jmoshi_augment.augment.run.pipeline, jmoshi_augment.augment.run.executor_ray\n"
         "from jmoshi_augment.cli import app\n"
         "app(['synth', '--help'])\n"
     )
@@ -41,7 +41,7 @@ def test_core_imports_and_synth_help_work_without_ray():
 
 
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     recipe = load_recipe(SAMPLE, {"output.dir": str(tmp_path / "o")})
@@ -52,7 +52,7 @@ def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
 
 def test_ray_executor_needs_an_absolute_output_dir(monkeypatch, tmp_path):
     pytest.importorskip("ray")
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
     from jmoshi_augment.recipe import Recipe
 
     monkeypatch.chdir(tmp_path)
@@ -152,7 +152,7 @@ def _records(out: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def ray_run(faults, recipe_for, local, tmp_path_factory):
     """A Ray run in which unit 0 raises and unit 1's worker dies, each once, mid-unit."""
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
     first, second = (r["dialogues"][0] for r in _records(local))
     ray_faults.plant(faults, first, "raise")
@@ -182,7 +182,7 @@ def test_a_unit_that_fails_once_is_retried(ray_run, faults):
 
 
 def test_a_rerun_after_an_interruption_redoes_only_the_missing_unit(ray_run, recipe_for, local):
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
     out, _, (first, second) = ray_run
     # killed inside unit 1: no record, its wav gone; unit 0 must not be touched again
@@ -197,7 +197,7 @@ def test_a_rerun_after_an_interruption_redoes_only_the_missing_unit(ray_run, rec
 
 
 def test_a_unit_that_keeps_failing_stops_the_run_and_the_rerun_completes_it(faults, recipe_for, local, tmp_path):
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
     out = tmp_path / "out"
     recipe = recipe_for(out, **{"output.formats": ["wav"]})
@@ -214,7 +214,7 @@ def test_a_unit_that_keeps_failing_stops_the_run_and_the_rerun_completes_it(faul
 
 
 def test_a_bad_recipe_found_in_a_worker_fails_once_with_its_message(faults, recipe_for, tmp_path):
-    from jmoshi_augment.augment.executor_ray import run_synth_ray
+    from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
     recipe = recipe_for(tmp_path / "out", **{"output.formats": ["wav"], "tts.options": {"bogus": 1}})
     with pytest.raises(JmoshiError, match=r"tts.options: backend 'openjtalk' does not take these options"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jmoshi_augment.augment.report import (
+from jmoshi_augment.augment.report.build import (
     DATA_DIR,
     read_run,
     plan_reference,
@@ -36,7 +36,7 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory) -> Path:
     """Two dialogues of the bundled sample corpus through the real pipeline (OpenJTalk), one per unit."""
-    from jmoshi_augment.augment.pipeline import run_synth
+    from jmoshi_augment.augment.run.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
 
     out = tmp_path_factory.mktemp("run") / "sample"

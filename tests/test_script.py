@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.script import (
+from jmoshi_augment.augment.text.script import (
     backchannel_anchors,
     count_morae,
     make_script,

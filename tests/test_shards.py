@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from jmoshi_augment.augment import shards
-from jmoshi_augment.augment.shards import read_tar_shard, shard_key, write_tar_shard
+from jmoshi_augment.augment.formats import shards
+from jmoshi_augment.augment.formats.shards import read_tar_shard, shard_key, write_tar_shard
 from jmoshi_augment.augment.types import TokenizedDialogue
-from jmoshi_augment.augment.verify import verify_files, verify_path
+from jmoshi_augment.augment.formats.verify import verify_files, verify_path
 from jmoshi_augment.cli import app
 from jmoshi_augment.errors import JmoshiError
 

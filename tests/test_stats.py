@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jmoshi_augment.augment.stats import (
+from jmoshi_augment.augment.analysis.stats import (
     BETWEEN,
     HUMAN_REFERENCE,
     OTHER,
@@ -23,7 +23,7 @@ from jmoshi_augment.augment.stats import (
     summarize,
     write_stats_report,
 )
-from jmoshi_augment.augment.vad import VadOptions
+from jmoshi_augment.augment.analysis.vad import VadOptions
 from jmoshi_augment.errors import JmoshiError
 
 SR = 24_000

@@ -7,7 +7,7 @@ import json
 import pytest
 import soundfile as sf
 
-from jmoshi_augment.augment.pipeline import run_synth
+from jmoshi_augment.augment.run.pipeline import run_synth
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import parse_recipe
 from ms_helpers import make_ms_model_dir, write_prompt

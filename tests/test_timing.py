@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from jmoshi_augment.augment.mix import mix
-from jmoshi_augment.augment.script import make_script
-from jmoshi_augment.augment.timing import MIN_PAUSE, plan_timeline
+from jmoshi_augment.augment.speech.mix import mix
+from jmoshi_augment.augment.text.script import make_script
+from jmoshi_augment.augment.speech.timing import MIN_PAUSE, plan_timeline
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedSegment, WordTiming
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import ScriptConfig, TimingConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.text_tokens import display_piece, place_text_tokens
-from jmoshi_augment.augment.tokenize import MimiEncoder, num_frames, tokenize_dialogues
+from jmoshi_augment.augment.tokens.text_tokens import display_piece, place_text_tokens
+from jmoshi_augment.augment.tokens.tokenize import MimiEncoder, num_frames, tokenize_dialogues
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import TokenizeConfig

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.tts.dsm import channel_spans, create, turn_script
+from jmoshi_augment.augment.speech.tts.dsm import channel_spans, create, turn_script
 from jmoshi_augment.augment.types import MAIN, OTHER, AlignedWord
 from jmoshi_augment.errors import JmoshiError
 from ms_helpers import MS_LM, make_ms_model_dir, save_lm, tiny_script, write_prompt
@@ -81,7 +81,7 @@ def test_checkpoint_errors(tmp_path, tmp_path_factory, dsm_dir):
 
 
 def test_voice_errors(backend, tmp_path, dsm_dir):
-    from jmoshi_augment.augment.tts.dsm import DsmTTS
+    from jmoshi_augment.augment.speech.tts.dsm import DsmTTS
 
     with pytest.raises(JmoshiError, match="unknown voice"):
         backend._voice_files("nobody")

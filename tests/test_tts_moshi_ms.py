@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.tts.moshi_ms import (
+from jmoshi_augment.augment.speech.tts.moshi_ms import (
     PAD_ID,
     DialogueRequest,
     RenderFailed,
@@ -20,7 +20,7 @@ from jmoshi_augment.augment.tts.moshi_ms import (
     speaker_runs,
     trim_end,
 )
-from jmoshi_augment.augment.tts.ms_decode import DecodeItem, ForcedDecoder, hash_uniform, undelay
+from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, ForcedDecoder, hash_uniform, undelay
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from ms_helpers import make_ms_model_dir, tiny_script, write_prompt
@@ -147,8 +147,8 @@ def test_render_dialogue_draws_voice_and_seed(backend):
 def test_script_not_consumed_in_time_is_reported(backend):
     from dataclasses import replace
 
-    from jmoshi_augment.augment.tts.moshi_ms import MoshiMultiStreamTTS
-    from jmoshi_augment.augment.tts.ms_decode import DecodeLimits
+    from jmoshi_augment.augment.speech.tts.moshi_ms import MoshiMultiStreamTTS
+    from jmoshi_augment.augment.speech.tts.ms_decode import DecodeLimits
 
     short = MoshiMultiStreamTTS(backend.model, backend.prompts, replace(backend.options, limits=DecodeLimits(max_frames=3)))
     with pytest.raises(RenderFailed, match="not consumed within max_frames=3"):
@@ -163,7 +163,7 @@ def test_dialogue_model_is_refused_before_any_work(tmp_path, tmp_path_factory):
 
 
 def test_prompt_bank_errors(tmp_path, backend, model_dir):
-    from jmoshi_augment.augment.tts.moshi_ms import PromptBank
+    from jmoshi_augment.augment.speech.tts.moshi_ms import PromptBank
 
     mono = write_prompt(tmp_path / "mono.wav", channels=1)
     with pytest.raises(JmoshiError, match="must be stereo"):
@@ -230,7 +230,7 @@ def test_step_is_graph_safe_and_wrapped_like_lmgen(backend, monkeypatch):
 
     import moshi.utils.compile as mcompile
 
-    from jmoshi_augment.augment.tts import ms_decode
+    from jmoshi_augment.augment.speech.tts import ms_decode
 
     wrappers = []
 

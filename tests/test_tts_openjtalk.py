@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from scipy.signal import correlate, resample_poly
 
-from jmoshi_augment.augment.tts import UnvoicedSegment, available_backends, get_backend
-from jmoshi_augment.augment.tts.base import EDGE_MARGIN, check_rendered, peak_safe
-from jmoshi_augment.augment.tts.htsvoice import load_duration_model
-from jmoshi_augment.augment.tts.openjtalk import load_pyopenjtalk, _split_counts, label_owners, word_label_ranges
+from jmoshi_augment.augment.speech.tts import UnvoicedSegment, available_backends, get_backend
+from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, check_rendered, peak_safe
+from jmoshi_augment.augment.speech.tts.htsvoice import load_duration_model
+from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk, _split_counts, label_owners, word_label_ranges
 from jmoshi_augment.augment.types import SAMPLE_RATE, Segment, Word
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import VoiceConfig
@@ -103,9 +103,9 @@ def test_registry_rejects_unknown_options():
 def test_registry_imports_no_backend_until_asked():
     """Naming a backend is what loads it: the registry alone pulls in neither OpenJTalk nor scipy."""
     code = (
-        "import sys; from jmoshi_augment.augment.tts import get_backend, available_backends; "
+        "import sys; from jmoshi_augment.augment.speech.tts import get_backend, available_backends; "
         "assert 'openjtalk' in available_backends(); "
-        "print(sorted(m for m in ('pyopenjtalk', 'scipy.signal', 'jmoshi_augment.augment.tts.openjtalk') if m in sys.modules))"
+        "print(sorted(m for m in ('pyopenjtalk', 'scipy.signal', 'jmoshi_augment.augment.speech.tts.openjtalk') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

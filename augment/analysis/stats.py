@@ -4,7 +4,7 @@ models with human dialogue on, for our synthetic data, real recordings and chat 
 The events (IPUs, pauses, gaps, overlaps, floor-transfer offsets, backchannels) and their
 definitions are in :mod:`.stats_events`, file and manifest reading in :mod:`.stats_io`; this module
 pools dialogues into rates, shares and medians, holds the human reference, and re-exports the
-public names of both so that ``from jmoshi_augment.augment.stats import analyze_paths`` is the one
+public names of both so that ``from jmoshi_augment.augment.analysis.stats import analyze_paths`` is the one
 import callers need.
 """
 
@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from jmoshi_augment.augment.stats_events import (
+from jmoshi_augment.augment.analysis.stats_events import (
     BETWEEN,
     OTHER,
     OVERLAP_KINDS,
@@ -28,8 +28,8 @@ from jmoshi_augment.augment.stats_events import (
     analyze_energies,
     analyze_intervals,
 )
-from jmoshi_augment.augment.stats_io import analyze_file, analyze_paths
-from jmoshi_augment.augment.vad import detect_activity
+from jmoshi_augment.augment.analysis.stats_io import analyze_file, analyze_paths
+from jmoshi_augment.augment.analysis.vad import detect_activity
 
 __all__ = [
     "BETWEEN",
@@ -133,6 +133,6 @@ def write_stats_report(
 ) -> Path:
     """Write ``stats.md``, ``stats.csv``, ``dialogues.csv``, ``stats.json`` and PNG plots into
     ``out_dir`` (atomically, file by file); returns the path of ``stats.md``."""
-    from jmoshi_augment.augment.stats_report import write_report
+    from jmoshi_augment.augment.analysis.stats_report import write_report
 
     return write_report(Path(out_dir), {name: list(stats), **(compare or {})}, title)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jmoshi_augment.augment.stats import HUMAN_REFERENCE, DialogueStats, summarize
+from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE, DialogueStats, summarize
 from jmoshi_augment.io import atomic_write_bytes, atomic_write_text, json_safe
 
 # key → (label, kind); kind picks the display format

@@ -23,10 +23,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from jmoshi_augment.augment.mix import mix
-from jmoshi_augment.augment.run_report import build_report, describe_file, model_files, unit_path
-from jmoshi_augment.augment.script import make_script
-from jmoshi_augment.augment.timing import plan_timeline
+from jmoshi_augment.augment.speech.mix import mix
+from jmoshi_augment.augment.run.run_report import build_report, describe_file, model_files, unit_path
+from jmoshi_augment.augment.text.script import make_script
+from jmoshi_augment.augment.speech.timing import plan_timeline
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment, SpokenScript
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
 from jmoshi_augment.errors import JmoshiError
@@ -113,7 +113,7 @@ def _rendering_meta(dialogue: Dialogue, script: SpokenScript) -> dict[str, Any]:
 @lru_cache(maxsize=2)
 def _scorers(candidates_json: str) -> list[Any]:
     """Best-of-N scorers, built once per process: a CER scorer loads a whole ASR model."""
-    from jmoshi_augment.augment.candidates import build_scorers
+    from jmoshi_augment.augment.run.candidates import build_scorers
     from jmoshi_augment.recipe import CandidatesConfig
 
     c = CandidatesConfig.model_validate_json(candidates_json)
@@ -124,8 +124,8 @@ def _synthesize_whole(dialogue: Dialogue, script: SpokenScript, recipe: Recipe, 
                       t_start: float) -> DialogueResult:
     """A multi-stream model renders the whole dialogue and decides its own timing (J-Moshi's
     method): no planner, no mixer; best of ``candidates.n`` seeds when asked."""
-    from jmoshi_augment.augment.candidates import best_of_n
-    from jmoshi_augment.augment.tts.moshi_ms import RenderFailed
+    from jmoshi_augment.augment.run.candidates import best_of_n
+    from jmoshi_augment.augment.speech.tts.moshi_ms import RenderFailed
 
     cand = recipe.candidates
     scorers = _scorers(cand.model_dump_json()) if cand.n > 1 else []
@@ -156,7 +156,7 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(recipe_json: str) -> None:
-    from jmoshi_augment.augment.tts import get_backend
+    from jmoshi_augment.augment.speech.tts import get_backend
 
     recipe = Recipe.model_validate_json(recipe_json)
     _worker["recipe"] = recipe
@@ -236,7 +236,7 @@ class TokenStage:
 
     def __init__(self, recipe: Recipe, *, device: str | None = None) -> None:
         """``device`` overrides ``tokenize.device`` (a Ray driver checks the models on its CPU)."""
-        from jmoshi_augment.augment.tokenize import MimiEncoder, resolve_device
+        from jmoshi_augment.augment.tokens.tokenize import MimiEncoder, resolve_device
         from jmoshi_augment.checkpoints import load_mimi, load_text_tokenizer
 
         self.recipe = recipe
@@ -253,16 +253,16 @@ class TokenStage:
         }
 
     def write(self, out_dir: Path, k: int, renderings: list[RenderedDialogue]) -> dict[str, Any]:
-        from jmoshi_augment.augment.tokenize import tokenize_dialogues
+        from jmoshi_augment.augment.tokens.tokenize import tokenize_dialogues
 
         tokens = tokenize_dialogues(renderings, self.encoder, self.sp, self.recipe.tokenize)
         formats = self.recipe.output.formats
         if "tar" in formats:
-            from jmoshi_augment.augment.shards import write_tar_shard
+            from jmoshi_augment.augment.formats.shards import write_tar_shard
 
             write_tar_shard(out_dir / "shards" / f"shard-{k:05d}.tar", tokens)
         if "jmoshi" in formats:
-            from jmoshi_augment.augment.jmoshi_format import write_jmoshi_parquet
+            from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_parquet
 
             write_jmoshi_parquet(out_dir / "jmoshi" / "parquet" / f"unit-{k:05d}.parquet", tokens)
         return {t.id: int(t.meta.get("dropped_tokens", 0)) for t in tokens}
@@ -311,7 +311,7 @@ def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | Non
     """The optional LLM rewrite, paid only for units still to do (answers are cached on disk)."""
     if recipe.rewrite.backend == "none":
         return unit, None
-    from jmoshi_augment.augment.rewrite import RewriteReport, default_cache_dir, iter_rewrite
+    from jmoshi_augment.augment.text.rewrite import RewriteReport, default_cache_dir, iter_rewrite
 
     report = RewriteReport()
     cache = default_cache_dir(recipe.rewrite, recipe.output.dir)
@@ -389,9 +389,9 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
 
 def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
                  formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None) -> None:
-    from jmoshi_augment.augment.stats import analyze
+    from jmoshi_augment.augment.analysis.stats import analyze
     from jmoshi_augment.augment.types import SAMPLE_RATE
-    from jmoshi_augment.augment.wav_format import write_wav_dialogue
+    from jmoshi_augment.augment.formats.wav_format import write_wav_dialogue
 
     t0 = time.perf_counter()
     renderings = [r for res in results for r in res.renderings]
@@ -400,7 +400,7 @@ def _finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dia
         if "wav" in formats:
             write_wav_dialogue(out_dir, r)
         if "jmoshi" in formats:
-            from jmoshi_augment.augment.jmoshi_format import write_jmoshi_dialogue
+            from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_dialogue
 
             write_jmoshi_dialogue(out_dir / "jmoshi", r)
         entries.append({

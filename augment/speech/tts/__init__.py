@@ -6,7 +6,7 @@ dependencies such as torch load only when a recipe names the backend).
 
 from __future__ import annotations
 
-from jmoshi_augment.augment.tts.base import (
+from jmoshi_augment.augment.speech.tts.base import (
     EDGE_MARGIN,
     TTSBackend,
     UnvoicedSegment,
@@ -19,14 +19,14 @@ from jmoshi_augment.augment.tts.base import (
 @register_backend("openjtalk")
 def _openjtalk(*, margin: float = EDGE_MARGIN) -> TTSBackend:
     """OpenJTalk + HTS (pyopenjtalk-plus). ``margin``: seconds of silence kept at each end."""
-    from jmoshi_augment.augment.tts.openjtalk import OpenJTalkBackend
+    from jmoshi_augment.augment.speech.tts.openjtalk import OpenJTalkBackend
 
     return OpenJTalkBackend(margin=margin)
 
 
 # Dialogue-level backends: a multi-stream model renders a whole dialogue and decides its timing
 # itself (no planner, no mixer). Their modules import torch/moshi only when a model is built.
-from jmoshi_augment.augment.tts import dsm, moshi_ms  # noqa: E402
+from jmoshi_augment.augment.speech.tts import dsm, moshi_ms  # noqa: E402
 
 register_backend("moshi_ms")(moshi_ms.create)
 register_backend("dsm")(dsm.create)

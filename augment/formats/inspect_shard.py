@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from jmoshi_augment.augment.jmoshi_format import read_jmoshi_parquet
-from jmoshi_augment.augment.shards import read_tar_shard
-from jmoshi_augment.augment.text_tokens import END_OF_TEXT_PADDING_ID, TEXT_PADDING_ID, display_piece
+from jmoshi_augment.augment.formats.jmoshi_format import read_jmoshi_parquet
+from jmoshi_augment.augment.formats.shards import read_tar_shard
+from jmoshi_augment.augment.tokens.text_tokens import END_OF_TEXT_PADDING_ID, TEXT_PADDING_ID, display_piece
 from jmoshi_augment.augment.types import FRAME_RATE, TokenizedDialogue
 from jmoshi_augment.errors import JmoshiError
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.tts.base import peak_safe
-from jmoshi_augment.augment.tts.moshi_ms import MORAE_PER_SECOND, DialogueRequest, RenderFailed, speaker_runs
+from jmoshi_augment.augment.speech.tts.base import peak_safe
+from jmoshi_augment.augment.speech.tts.moshi_ms import MORAE_PER_SECOND, DialogueRequest, RenderFailed, speaker_runs
 from jmoshi_augment.augment.types import FRAME_RATE, MAIN, OTHER, SAMPLE_RATE, AlignedWord, RenderedDialogue, SpokenScript
 from jmoshi_augment.errors import JmoshiError
 

@@ -1,7 +1,7 @@
 """The static half of ``report.html``: run summary, turn-taking table and SVG plots, as HTML text.
 
 Pure functions of the data read by :mod:`.report`; the interactive half (list, timeline, player)
-is ``report_assets/report.js``. Plots are inline SVG drawn here, so the page needs no plotting
+is ``assets/report.js``. Plots are inline SVG drawn here, so the page needs no plotting
 library and shows them with JavaScript switched off.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jmoshi_augment.augment.stats import DialogueStats
-from jmoshi_augment.augment.stats_report import METRICS, format_value
+from jmoshi_augment.augment.analysis.stats import DialogueStats
+from jmoshi_augment.augment.analysis.stats_report import METRICS, format_value
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 PLAN, HUMAN = "plan (recipe)", "human reference"

@@ -15,7 +15,7 @@ from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
 
 if TYPE_CHECKING:
-    from jmoshi_augment.augment.pipeline import TokenStage
+    from jmoshi_augment.augment.run.pipeline import TokenStage
 
 UNITS_DIR = "units"
 
@@ -82,15 +82,15 @@ def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
 def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
                  wall_seconds: float) -> dict[str, Any]:
     """Manifest + report from the unit records, so a resumed run reports the whole output."""
-    from jmoshi_augment.augment.stats import DialogueStats, summarize, write_stats_report
-    from jmoshi_augment.augment.wav_format import manifest_entry, write_manifest
+    from jmoshi_augment.augment.analysis.stats import DialogueStats, summarize, write_stats_report
+    from jmoshi_augment.augment.formats.wav_format import manifest_entry, write_manifest
 
     units = read_units(out_dir)
     renderings = [e for u in units for e in u["renderings"]]
     if "wav" in recipe.output.formats:
         write_manifest(out_dir, (manifest_entry(e["id"], e["duration"]) for e in renderings))
     if "jmoshi" in recipe.output.formats:
-        from jmoshi_augment.augment.jmoshi_format import finalize_parquet_names
+        from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
 
         finalize_parquet_names(out_dir / "jmoshi" / "parquet")
     planned, seconds, skips, rejected = Counter(), Counter(), Counter(), {}
@@ -126,7 +126,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
     if stats:
         write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
-    from jmoshi_augment.augment.report import write_html_report
+    from jmoshi_augment.augment.report.build import write_html_report
 
     write_html_report(out_dir)
     return report

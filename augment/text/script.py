@@ -99,7 +99,7 @@ def _tagger():
 @lru_cache(maxsize=4096)
 def _openjtalk_reading(surface: str) -> str:
     """Readings UniDic lacks (numbers, Latin words) from OpenJTalk's own front end."""
-    from jmoshi_augment.augment.tts.openjtalk import load_pyopenjtalk
+    from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
 
     return load_pyopenjtalk().g2p(surface, kana=True)
 

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from jmoshi_augment.augment.stats_events import DialogueStats, StatsOptions, analyze_energies, check_stereo
-from jmoshi_augment.augment.vad import file_energies
+from jmoshi_augment.augment.analysis.stats_events import DialogueStats, StatsOptions, analyze_energies, check_stereo
+from jmoshi_augment.augment.analysis.vad import file_energies
 from jmoshi_augment.errors import JmoshiError
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.jmoshi_format import speaker_a_channel
-from jmoshi_augment.augment.text_tokens import place_text_tokens
+from jmoshi_augment.augment.formats.jmoshi_format import speaker_a_channel
+from jmoshi_augment.augment.tokens.text_tokens import place_text_tokens
 from jmoshi_augment.augment.types import FRAME_RATE, MAIN, OTHER, SAMPLE_RATE, RenderedDialogue, TokenizedDialogue
 from jmoshi_augment.errors import JmoshiError
 

@@ -1,10 +1,10 @@
 """Run a recipe's units as Ray tasks: the same pipeline on a cluster, without a scheduler of our own.
 
-The local executor (:func:`~jmoshi_augment.augment.pipeline.run_synth`) already cuts the work into
+The local executor (:func:`~jmoshi_augment.augment.run.pipeline.run_synth`) already cuts the work into
 deterministic units (unit k = the k-th run of ``output.shard_size`` dialogues, finished when its
 record ``units/unit-K.json`` exists) and seeds every draw from (recipe seed, dialogue id). So a
 unit can run anywhere, any number of times, and writes the same bytes: here each pending unit
-becomes one Ray task that runs :func:`~jmoshi_augment.augment.pipeline.process_unit` start to
+becomes one Ray task that runs :func:`~jmoshi_augment.augment.run.pipeline.process_unit` start to
 finish in a Ray worker, writing straight into ``output.dir``, which must therefore be one shared
 folder (NFS, Lustre, a mounted bucket) at the same path on every node.
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jmoshi_augment.augment import pipeline
-from jmoshi_augment.augment.pipeline import (
+from jmoshi_augment.augment.run import pipeline
+from jmoshi_augment.augment.run.pipeline import (
     TOKEN_FORMATS,
     SynthSummary,
     TokenStage,
@@ -109,7 +109,7 @@ def worker_device(device: Any) -> Any:
 
 
 def _worker_state(recipe_json: str) -> tuple[Recipe, Any, TokenStage | None]:
-    from jmoshi_augment.augment.tts import get_backend
+    from jmoshi_augment.augment.speech.tts import get_backend
 
     key = hashlib.sha256(recipe_json.encode("utf-8")).hexdigest()
     if _cache.get("key") != key:
@@ -179,7 +179,7 @@ def run_synth_ray(
     max_in_flight: int | None = None,
 ) -> SynthSummary:
     """Run every pending unit of ``recipe`` as a Ray task; same outputs and report as
-    :func:`~jmoshi_augment.augment.pipeline.run_synth`, resumable the same way.
+    :func:`~jmoshi_augment.augment.run.pipeline.run_synth`, resumable the same way.
 
     ``address``: the cluster to join (default: ``RAY_ADDRESS`` or a new local instance).
     ``max_retries``: extra attempts per unit, after a raised exception or a dead worker/node.

@@ -54,7 +54,7 @@ TURN_TAKING_SCALES: dict[str, float] = {
 
 @dataclass(frozen=True)
 class TurnTakingTarget:
-    """Wanted values of :func:`~jmoshi_augment.augment.stats.summarize` keys (None: not judged)."""
+    """Wanted values of :func:`~jmoshi_augment.augment.analysis.stats.summarize` keys (None: not judged)."""
 
     ipus_per_min: float | None = None
     overlapped_share: float | None = None
@@ -63,7 +63,7 @@ class TurnTakingTarget:
 
     @classmethod
     def human(cls) -> "TurnTakingTarget":
-        from jmoshi_augment.augment.stats import HUMAN_REFERENCE
+        from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE
 
         return cls(**{k: HUMAN_REFERENCE[k] for k in TURN_TAKING_SCALES if k in HUMAN_REFERENCE})
 
@@ -92,7 +92,7 @@ class TurnTakingScorer:
     name: str = "turn_taking"
 
     def realised(self, rendered: RenderedDialogue) -> dict[str, float]:
-        from jmoshi_augment.augment.stats import analyze, summarize
+        from jmoshi_augment.augment.analysis.stats import analyze, summarize
 
         return summarize([analyze(rendered.audio, SAMPLE_RATE, name=rendered.id)])
 
@@ -261,7 +261,7 @@ def render_candidates(backend: Any, script: SpokenScript, main_speaker: str, voi
         raise JmoshiError(f"must be >= 1, got {n}", key="candidates.n")
     seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
     if hasattr(backend, "render_dialogues"):
-        from jmoshi_augment.augment.tts.moshi_ms import DialogueRequest
+        from jmoshi_augment.augment.speech.tts.moshi_ms import DialogueRequest
 
         if voice_pair is None and hasattr(backend, "pick_voice_pair"):
             voice_pair = backend.pick_voice_pair(rng)  # one voice pair: candidates differ by seed only

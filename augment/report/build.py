@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jmoshi_augment.augment.report_read import Rendering, RunData, read_compare, read_rendering, read_run
-from jmoshi_augment.augment.stats import HUMAN_REFERENCE, summarize
+from jmoshi_augment.augment.report.read import Rendering, RunData, read_compare, read_rendering, read_run
+from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE, summarize
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 
@@ -56,7 +56,7 @@ DETAIL_CHUNK = 50  # dialogues per detail file: one small download per click, fe
 
 
 def _asset(name: str) -> str:
-    return resources.files("jmoshi_augment.augment").joinpath("report_assets", name).read_text(encoding="utf-8")
+    return resources.files("jmoshi_augment.augment.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def _js_call(fn: str, key: int, payload: Any) -> str:
@@ -128,7 +128,7 @@ def write_html_report(
 ) -> Path:
     """Write ``OUT/report.html`` (+ ``OUT/report_data/``) for a synth output folder, complete or not;
     ``compare``: other runs or real recordings whose turn-taking is plotted beside this run's."""
-    from jmoshi_augment.augment.report_page import render_page
+    from jmoshi_augment.augment.report.page import render_page
 
     if page_size < 1 or detail_chunk < 1:
         raise JmoshiError("page_size and detail_chunk must be at least 1")

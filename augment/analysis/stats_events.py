@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from jmoshi_augment.augment.vad import (
+from jmoshi_augment.augment.analysis.vad import (
     VadOptions,
     activity_frames,
     bridge,

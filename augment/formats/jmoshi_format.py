@@ -100,7 +100,7 @@ def jmoshi_paths(out_dir: str | Path, rendering_id: str) -> tuple[Path, Path]:
 
 def write_jmoshi_dialogue(out_dir: str | Path, rendered: RenderedDialogue) -> Path:
     """Write ``audio/ID.wav`` (left = A) and ``text/ID.json``; returns the wav path."""
-    from jmoshi_augment.augment.wav_format import wav_bytes
+    from jmoshi_augment.augment.formats.wav_format import wav_bytes
 
     wav_path, json_path = jmoshi_paths(out_dir, rendered.id)
     a = speaker_a_channel(rendered)

@@ -19,9 +19,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from jmoshi_augment.augment.jmoshi_format import AUDIO_DIR, TEXT_DIR, TRAINER_CODEBOOKS, read_jmoshi_parquet
-from jmoshi_augment.augment.shards import decode_item, read_tar_members
-from jmoshi_augment.augment.tokenize import num_frames
+from jmoshi_augment.augment.formats.jmoshi_format import AUDIO_DIR, TEXT_DIR, TRAINER_CODEBOOKS, read_jmoshi_parquet
+from jmoshi_augment.augment.formats.shards import decode_item, read_tar_members
+from jmoshi_augment.augment.tokens.tokenize import num_frames
 from jmoshi_augment.augment.types import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 
@@ -216,7 +216,7 @@ def _check_wav_json(wav: Path, words_json: Path, limits: Limits, report: VerifyR
     if any(b < a for a, b in zip(starts, starts[1:])):
         problems.append("words are not sorted by start")
     if sp is not None and not problems:
-        from jmoshi_augment.augment.text_tokens import place_text_tokens
+        from jmoshi_augment.augment.tokens.text_tokens import place_text_tokens
 
         t = num_frames(info.frames)
         for label in labels:

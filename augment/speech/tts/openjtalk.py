@@ -28,8 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.signal import resample_poly
 
-from jmoshi_augment.augment.tts.base import EDGE_MARGIN, peak_safe, unvoiced
-from jmoshi_augment.augment.tts.htsvoice import DurationModel, load_duration_model
+from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, peak_safe, unvoiced
+from jmoshi_augment.augment.speech.tts.htsvoice import DurationModel, load_duration_model
 from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, Word, WordTiming
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import VoiceConfig

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.tts.base import EDGE_MARGIN, peak_safe
-from jmoshi_augment.augment.tts.ms_decode import DecodeItem, DecodeLimits, DecodeOutput, StreamSampling, undelay
-from jmoshi_augment.augment.tts.ms_model import (  # noqa: F401  (re-exported: moshi_ms's public names)
+from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, peak_safe
+from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, DecodeLimits, DecodeOutput, StreamSampling, undelay
+from jmoshi_augment.augment.speech.tts.ms_model import (  # noqa: F401  (re-exported: moshi_ms's public names)
     END_PAD_ID,
     PAD_ID,
     PROMPT_EXTS,
@@ -272,7 +272,7 @@ class MoshiMultiStreamTTS:
 
     def render_dialogues(self, requests: Sequence[DialogueRequest]) -> list[RenderedDialogue | RenderFailed]:
         """Many renderings through one batched decoder; results in request order."""
-        from jmoshi_augment.augment.tts.ms_decode import ForcedDecoder
+        from jmoshi_augment.augment.speech.tts.ms_decode import ForcedDecoder
 
         o = self.options
         scripts = [build_script_tokens(r.script, r.main_speaker, self.model.sp, backchannels=o.backchannels,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jmoshi_augment.augment.stats import DialogueStats, analyze_file, analyze_paths
+from jmoshi_augment.augment.analysis.stats import DialogueStats, analyze_file, analyze_paths
 from jmoshi_augment.errors import JmoshiError
 
 __all__ = ["Rendering", "RunData", "read_compare", "read_rendering", "read_run"]

@@ -1,0 +1,1 @@
+"""Output formats: writers for each trainer's layout, and the readers that verify and inspect them."""

@@ -1,0 +1,1 @@
+"""Running a recipe: one-dialogue synthesis, units and resume, the run loop, executors, best-of-N."""
