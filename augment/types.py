@@ -15,8 +15,8 @@ import numpy as np
 
 Seconds = float
 
-SAMPLE_RATE = 24_000  # Mimi's sample rate; every rendered signal is converted to it
-FRAME_RATE = 12.5  # Mimi frames per second (80 ms)
+from jmoshi_augment.constants import FRAME_RATE, SAMPLE_RATE  # noqa: F401  (stage code imports them from here too)
+
 MAIN, OTHER = 0, 1  # channel indices
 
 SegmentKind = Literal["speech", "backchannel"]
@@ -127,7 +127,10 @@ class AlignedWord:
 
 @dataclass
 class RenderedDialogue:
-    """Stereo 24 kHz audio with word alignments per channel: what every writer consumes."""
+    """Stereo 24 kHz audio with word alignments per channel: what every writer consumes.
+
+    The typed fields are what writers, tokens and reports need, whichever backend made the audio;
+    ``meta`` holds only extras: the corpus's own fields and a neural backend's provenance."""
 
     id: str  # unique per rendering (dialogue id + which speaker is main)
     dialogue_id: str
@@ -135,14 +138,35 @@ class RenderedDialogue:
     audio: np.ndarray  # float32 [2, num_samples]; channel 0 = main (model), 1 = other (user)
     words: tuple[AlignedWord, ...]  # both channels, sorted by start
     speaker_map: dict[str, str]  # {"main": corpus label, "other": corpus label}
+    speakers: tuple[str, ...]  # corpus labels in order of first appearance: J-Moshi's speaker A first
+    voices: dict[str, str] = field(default_factory=dict)  # {"main": voice, "other": voice}
+    planned: dict[str, int] = field(default_factory=dict)  # planner counts; {} when a model chose the timing
+    skipped: tuple[str, ...] = ()  # script-stage skip reasons (counted in reports)
+    source: tuple[tuple[str, str], ...] = ()  # the original (speaker, text) turns
+    script: tuple[tuple[str, str, str], ...] = ()  # (speaker, kind, text) per spoken segment
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> Seconds:
         return self.audio.shape[-1] / SAMPLE_RATE
 
+    @property
+    def a_channel(self) -> int:
+        """The channel holding the corpus's first speaker, J-Moshi's trainer's speaker A (left)."""
+        return MAIN if self.speakers[0] == self.speaker_map["main"] else OTHER
+
     def channel_words(self, channel: int) -> list[AlignedWord]:
         return [w for w in self.words if w.channel == channel]
+
+
+def script_fields(script: SpokenScript) -> dict[str, Any]:
+    """The :class:`RenderedDialogue` fields that come from its script, for every backend."""
+    return {
+        "speakers": script.speakers,
+        "skipped": script.skipped,
+        "source": script.source_text,
+        "script": tuple((s.speaker, s.kind, s.text) for s in script.segments),
+    }
 
 
 @dataclass

@@ -22,7 +22,8 @@ import time
 import numpy as np
 import torch
 
-from jmoshi_augment.augment.tokens.tokenize import MimiEncoder, resolve_device
+from jmoshi_augment.augment.tokens.tokenize import MimiEncoder
+from jmoshi_augment.checkpoints import resolve_device
 from jmoshi_augment.augment.types import SAMPLE_RATE
 
 

@@ -24,7 +24,8 @@ def main() -> None:
 
     import pyopenjtalk
 
-    from jmoshi_augment.augment.run.pipeline import run_synth, synthesize_dialogue
+    from jmoshi_augment.augment.run.pipeline import run_synth
+    from jmoshi_augment.augment.run.synthesize import synthesize_dialogue
     from jmoshi_augment.augment.speech.tts import get_backend
     from jmoshi_augment.corpora import load_corpus
     from jmoshi_augment.recipe import parse_recipe

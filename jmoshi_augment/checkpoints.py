@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 LM_NAME = "model.safetensors"
 MIMI_NAME = "tokenizer-e351c8d8-checkpoint125.safetensors"
 TEXT_TOKENIZER_NAME = "tokenizer_spm_32k_3.model"
+TRAINER_KWARGS_NAME = "moshi_lm_kwargs.json"  # nu-dialogue/moshi-finetune's architecture file
 WHERE_FROM = {
     LM_NAME: "the LM weights of nu-dialogue/j-moshi-ext (or your fine-tuned model)",
     MIMI_NAME: "the Mimi codec weights in nu-dialogue/j-moshi-ext or kyutai/moshiko-pytorch-bf16",
@@ -155,6 +156,44 @@ def load_text_tokenizer(spec: str | Path) -> "sentencepiece.SentencePieceProcess
         return sentencepiece.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as e:
         raise JmoshiError(f"not a SentencePiece model: {e}", path=path) from None
+
+
+def lm_kwargs(info: "CheckpointInfo", *, default_dep_q: int | None = None) -> dict[str, Any]:
+    """The LM architecture of a checkpoint: its ``config.json``, else nu-dialogue/moshi-finetune's
+    ``moshi_lm_kwargs.json`` beside the weights, else the stock Moshi 7B (with ``default_dep_q``
+    Depth-Transformer heads when given: a J-Moshi multi-stream TTS has 16, one per codebook of
+    both speakers)."""
+    from moshi.models import loaders
+
+    if info.lm_config is not None:
+        return dict(info.lm_config)
+    trainer = Path(info.moshi_weights).with_name(TRAINER_KWARGS_NAME)
+    if trainer.is_file():
+        logger.info("using the architecture in %s", trainer)
+        try:
+            return dict(json.loads(trainer.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as e:
+            raise JmoshiError(f"not valid JSON: {e}", path=trainer) from None
+    kwargs = dict(loaders._lm_kwargs)
+    if default_dep_q is not None:
+        kwargs["dep_q"] = default_dep_q
+    return kwargs
+
+
+def resolve_device(spec: str, *, key: str | None = None) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else is checked, and a
+    CUDA device asked for on a machine without one fails here, naming ``key``."""
+    import torch
+
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise JmoshiError(f"device {spec!r} requested but no CUDA GPU is visible", key=key)
+    try:
+        torch.device(spec)
+    except RuntimeError:
+        raise JmoshiError(f"unknown device {spec!r} (auto, cpu or cuda[:N])", key=key) from None
+    return spec
 
 
 def file_digest(path: str | Path, *, full_limit: int = 1 << 30) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jmoshi_augment.constants import TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 
 
@@ -195,8 +196,8 @@ class TokenizeConfig(_Section):
     n_q: int = Field(8, ge=1, le=32, description="Mimi codebooks kept.")
     batch_size: int = Field(8, ge=1, description="Dialogue channels per Mimi forward.")
     device: str = Field("auto", description="auto, cpu or cuda[:N].")
-    text_padding_id: int = 3
-    end_of_text_padding_id: int = 0
+    text_padding_id: int = TEXT_IDS.pad
+    end_of_text_padding_id: int = TEXT_IDS.end_of_padding
 
 
 # -------------------------------------------------------------------------------------- output
@@ -228,9 +229,11 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
-        if self.candidates.n > 1 and self.tts.backend not in ("moshi_ms", "dsm"):
+        from jmoshi_augment.augment.speech.tts import backend_kind
+
+        if self.candidates.n > 1 and backend_kind(self.tts.backend) != "dialogue":
             raise ValueError(
-                f"candidates.n > 1 needs a neural dialogue-level backend (tts.backend: moshi_ms or dsm), "
+                f"candidates.n > 1 needs a neural dialogue-level backend (e.g. tts.backend: moshi_ms or dsm), "
                 f"not {self.tts.backend!r}: OpenJTalk renders the same audio for every seed"
             )
         needs_tokens = {"tar", "jmoshi"} & set(self.output.formats)

@@ -19,13 +19,13 @@ Old checkpoints are mapped explicitly:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jmoshi_augment.checkpoints import TRAINER_KWARGS_NAME, lm_kwargs
 from jmoshi_augment.errors import JmoshiError
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TRAINER_KWARGS_NAME = "moshi_lm_kwargs.json"  # nu-dialogue/moshi-finetune's architecture file
 MODEL_AUDIO_CODEBOOKS = 8  # codebooks of the model's own stream that the runtime generates
 
 _EXPOSED = [  # moshi-finetune's Zero-3 names → LMModel names
@@ -179,21 +178,6 @@ def check_state_dict(state: dict[str, "torch.Tensor"], expected: dict[str, tuple
         )
 
 
-def _lm_kwargs_for(info: "CheckpointInfo") -> dict[str, Any]:
-    from moshi.models import loaders
-
-    if info.lm_config is not None:
-        return dict(info.lm_config)
-    trainer_kwargs = Path(info.moshi_weights).with_name(TRAINER_KWARGS_NAME)
-    if trainer_kwargs.is_file():
-        logger.info("using the architecture in %s", trainer_kwargs)
-        try:
-            return dict(json.loads(trainer_kwargs.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as e:
-            raise JmoshiError(f"not valid JSON: {e}", path=trainer_kwargs) from None
-    return dict(loaders._lm_kwargs)
-
-
 def load_lm(info: "CheckpointInfo", *, device: str = "cpu", dtype: "torch.dtype | None" = None) -> "LMModel":
     """Build the LM from the checkpoint, mapping old layouts, with LoRA fused if given."""
     import torch
@@ -204,7 +188,7 @@ def load_lm(info: "CheckpointInfo", *, device: str = "cpu", dtype: "torch.dtype 
 
     dtype = dtype or torch.bfloat16
     path = Path(info.moshi_weights)
-    kwargs = _lm_kwargs_for(info)
+    kwargs = lm_kwargs(info)
     if "conditioners" in kwargs or kwargs.get("fuser"):
         raise JmoshiError("conditioned LMs (conditioners/fuser in config.json) are not supported by the chat runtime", path=path)
     lora = bool(kwargs.pop("lora", False)) or info.lora_weights is not None

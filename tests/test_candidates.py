@@ -34,7 +34,7 @@ def dialogue(spans, dur=8.0, words=(), name="x", seed=None) -> RenderedDialogue:
         m = (t >= s) & (t < e)
         audio[ch, m] += (0.3 * np.sin(2 * np.pi * (150 + 100 * ch) * t[m])).astype(np.float32)
     meta = {"tts": {"seed": seed}} if seed is not None else {}
-    return RenderedDialogue(name, name, "test", audio, tuple(words), {"main": "A", "other": "B"}, meta)
+    return RenderedDialogue(name, name, "test", audio, tuple(words), {"main": "A", "other": "B"}, ("A", "B"), meta=meta)
 
 
 GAPS = [(0, 0.5, 2.5), (1, 2.9, 4.0), (0, 4.4, 6.0), (1, 6.3, 7.5)]

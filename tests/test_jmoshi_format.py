@@ -16,7 +16,6 @@ from jmoshi_augment.augment.formats.jmoshi_format import (
     finalize_parquet_names,
     jmoshi_row,
     read_jmoshi_parquet,
-    speaker_a_channel,
     write_jmoshi_dialogue,
     write_jmoshi_parquet,
 )
@@ -48,7 +47,7 @@ def tokenize_without_mimi(r, sp, n_q: int = 8, seed: int = 0) -> TokenizedDialog
     t = -(-r.audio.shape[1] // 1920)
     text = np.stack([place_text_tokens([(w.word, w.start, w.end) for w in r.channel_words(ch)], sp, t)[0] for ch in (MAIN, OTHER)])
     codes = np.random.default_rng(seed).integers(0, 2048, (2, n_q, t)).astype(np.int16)
-    meta = {"id": r.id, "a_channel": speaker_a_channel(r), "num_samples": r.audio.shape[1], "n_q": n_q}
+    meta = {"id": r.id, "a_channel": r.a_channel, "num_samples": r.audio.shape[1], "n_q": n_q}
     return TokenizedDialogue(r.id, codes, text, r.duration, meta)
 
 
@@ -56,12 +55,11 @@ def tokenize_without_mimi(r, sp, n_q: int = 8, seed: int = 0) -> TokenizedDialog
 
 
 def test_speaker_a_is_the_corpus_first_speaker_whatever_channel_is_main():
-    assert speaker_a_channel(rendered(speaker_map={"main": "A", "other": "B"})) == MAIN
-    second = rendered(speaker_map={"main": "B", "other": "A"}, meta={"source": [["A", "..."], ["B", "..."]]})
-    assert speaker_a_channel(second) == OTHER
-    assert speaker_a_channel(rendered(speaker_map={"main": "u2", "other": "u1"}, meta={"speakers": ["u1", "u2"]})) == OTHER
-    # no speaker order recorded: the speaker of the earliest word
-    assert speaker_a_channel(rendered(words=[("はい", 0.2, 0.3, OTHER), ("ね", 0.4, 0.5, MAIN)], meta={})) == OTHER
+    assert rendered(speaker_map={"main": "A", "other": "B"}).a_channel == MAIN
+    assert rendered(speaker_map={"main": "B", "other": "A"}).a_channel == OTHER
+    assert rendered(speaker_map={"main": "u2", "other": "u1"}, speakers=("u1", "u2")).a_channel == OTHER
+    # the corpus order decides, not who speaks first in the audio
+    assert rendered(words=[("はい", 0.2, 0.3, OTHER), ("ね", 0.4, 0.5, MAIN)]).a_channel == MAIN
 
 
 # ------------------------------------------------------------------------------ wav + word list
@@ -69,8 +67,7 @@ def test_speaker_a_is_the_corpus_first_speaker_whatever_channel_is_main():
 
 def test_wav_puts_speaker_a_left_and_word_list_uses_a_b_labels(tmp_path):
     r = rendered("corp-3-mainB", speaker_map={"main": "B", "other": "A"},
-                 words=[("こんにちは", 0.1, 0.5, OTHER), ("はい", 0.123456789, 0.2, MAIN)],
-                 meta={"source": [["A", "こんにちは"], ["B", "はい"]]})
+                 words=[("こんにちは", 0.1, 0.5, OTHER), ("はい", 0.123456789, 0.2, MAIN)])
     wav = write_jmoshi_dialogue(tmp_path, r)
     assert wav == tmp_path / "audio" / "corp-3-mainB.wav"
     audio, rate = sf.read(wav, dtype="float32")
@@ -145,8 +142,7 @@ def test_parquet_round_trip_and_codebook_rules(tmp_path):
 
 def test_same_dialogue_in_parquet_and_tar_holds_identical_tokens(tmp_path, sp):
     r = rendered("corp-9-mainB", seconds=2.0, speaker_map={"main": "B", "other": "A"},
-                 words=[("こんにちは", 0.1, 0.6, OTHER), ("はい", 0.3, 0.5, MAIN), ("天気です", 1.0, 1.6, OTHER)],
-                 meta={"source": [["A", "こんにちは"], ["B", "はい"]]})
+                 words=[("こんにちは", 0.1, 0.6, OTHER), ("はい", 0.3, 0.5, MAIN), ("天気です", 1.0, 1.6, OTHER)])
     tok = tokenize_without_mimi(r, sp)
     (from_tar,) = read_tar_shard(write_tar_shard(tmp_path / "s.tar", [tok]))
     (row,) = read_jmoshi_parquet(write_jmoshi_parquet(tmp_path / "unit-00000.parquet", [tok]))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jmoshi_augment.augment.run.pipeline import run_synth, unit_path
+from jmoshi_augment.augment.run.pipeline import run_synth
+from jmoshi_augment.augment.run.run_report import unit_path
 from jmoshi_augment.augment.formats.wav_format import read_alignments
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import load_recipe

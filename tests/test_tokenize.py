@@ -156,7 +156,6 @@ def test_tokenize_dialogues_places_each_channels_words(mimi, sp):
         seconds=1.6,
         words=[("こんにちは", 0.1, 0.5, OTHER), ("はい", 0.25, 0.4, MAIN), ("天気", 1.0, 1.2, MAIN)],
         speaker_map={"main": "B", "other": "A"},
-        meta={"source": [["A", "こんにちは"], ["B", "はい"]]},
     )
     cfg = TokenizeConfig(n_q=8)
     (tok,) = tokenize_dialogues([r], MimiEncoder(mimi, 8, 4, "cpu"), sp, cfg)

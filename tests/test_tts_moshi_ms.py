@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from jmoshi_augment.augment.speech.tts.moshi_ms import (
-    PAD_ID,
     DialogueRequest,
     RenderFailed,
     build_script_tokens,
@@ -22,6 +21,7 @@ from jmoshi_augment.augment.speech.tts.moshi_ms import (
 )
 from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, ForcedDecoder, hash_uniform, undelay
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
+from jmoshi_augment.constants import TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 from ms_helpers import make_ms_model_dir, tiny_script, write_prompt
 
@@ -87,10 +87,10 @@ def test_forced_decoding_consumes_script_once_in_order(backend, batched):
         assert not isinstance(out, RenderFailed)
         expected = build_script_tokens(req.script, req.main_speaker, backend.model.sp).ids
         stream = out.meta["text_stream"]
-        assert [t for t in stream if t not in (0, PAD_ID)] == list(expected)
+        assert [t for t in stream if t not in (0, TEXT_IDS.pad)] == list(expected)
         first, last = stream.index(expected[0]), len(stream) - stream[::-1].index(expected[-1])
-        assert any(t in (0, PAD_ID) for t in stream[first:last]), "the model's own pads are kept"
-        assert all(t == PAD_ID or t == 0 for t in stream[last:]), "only padding after the script"
+        assert any(t in (0, TEXT_IDS.pad) for t in stream[first:last]), "the model's own pads are kept"
+        assert all(t == TEXT_IDS.pad or t == 0 for t in stream[last:]), "only padding after the script"
 
 
 def test_rendered_dialogue_shape_words_and_trim(backend, batched):
@@ -109,15 +109,15 @@ def test_rendered_dialogue_shape_words_and_trim(backend, batched):
         stream = out.meta["text_stream"]
         for w in out.words:
             f = int(round(w.start * 12.5))
-            assert stream[f] not in (0, PAD_ID)
+            assert stream[f] not in (0, TEXT_IDS.pad)
         # trimmed: no more than the tail after the last token, never before it
-        last_token = max(i for i, t in enumerate(stream) if t not in (0, PAD_ID))
+        last_token = max(i for i, t in enumerate(stream) if t not in (0, TEXT_IDS.pad))
         assert (last_token + 1) * HOP <= out.audio.shape[1] <= (last_token + 1 + 4) * HOP
 
 
 def test_prompt_is_forced_then_removed(backend, model_dir):
     prompt = backend.prompts.tokens("pairA", backend.model)
-    assert prompt.shape == (17, 6) and (prompt[0] == PAD_ID).all()
+    assert prompt.shape == (17, 6) and (prompt[0] == TEXT_IDS.pad).all()
     script = np.asarray(build_script_tokens(tiny_script(), "A", backend.model.sp).ids)
     dec = ForcedDecoder(backend.model.lm, sampling=backend.options.sampling, limits=backend.options.limits)
     out = dec.run([DecodeItem(script, prompt, 5)], batch_size=1)[0]
@@ -141,7 +141,7 @@ def test_batched_equals_one_by_one(backend, batched):
 
 def test_render_dialogue_draws_voice_and_seed(backend):
     a = backend.render_dialogue(tiny_script(), "A", None, np.random.default_rng(3))
-    assert a.meta["tts"]["voice_pair"] == "pairA" and a.meta["voices"] == {"main": "pairA:0", "other": "pairA:1"}
+    assert a.meta["tts"]["voice_pair"] == "pairA" and a.voices == {"main": "pairA:0", "other": "pairA:1"}
 
 
 def test_script_not_consumed_in_time_is_reported(backend):
@@ -262,7 +262,7 @@ def test_step_is_graph_safe_and_wrapped_like_lmgen(backend, monkeypatch):
     scripts = [np.asarray(build_script_tokens(tiny_script(f"g-{i}"), "A", backend.model.sp).ids) for i in range(3)]
     prompt = backend.prompts.tokens("pairA", backend.model)
     items = [DecodeItem(s, prompt if i != 1 else prompt[:, :0], 100 + i) for i, s in enumerate(scripts)]
-    kw = dict(pad_id=PAD_ID, sampling=backend.options.sampling, limits=backend.options.limits)
+    kw = dict(pad_id=TEXT_IDS.pad, sampling=backend.options.sampling, limits=backend.options.limits)
     checked = Checked(backend.model.lm, **kw).run(items, batch_size=2)  # 3 items in 2 slots: a refill happens
     assert len(wrappers) == 1 and wrappers[0].disable and wrappers[0].calls == len(steps) > 0  # CPU: pass-through
     assert all(s == steps[0] for s in steps)  # the same buffers for every step, refills included

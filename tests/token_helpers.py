@@ -90,7 +90,7 @@ def rendered(
     seconds: float = 1.5,
     words: list[tuple[str, float, float, int]] | None = None,
     speaker_map: dict[str, str] | None = None,
-    meta: dict | None = None,
+    speakers: tuple[str, ...] = ("A", "B"),
     seed: int = 0,
 ) -> RenderedDialogue:
     """Stereo audio with distinct content per channel, and the given (word, start, end, channel)."""
@@ -106,6 +106,6 @@ def rendered(
     aligned = tuple(sorted((AlignedWord(w, s, e, c) for w, s, e, c in words), key=lambda w: (w.start, w.channel)))
     return RenderedDialogue(
         id=rid, dialogue_id=rid.rsplit("-main", 1)[0], corpus="corp", audio=audio, words=aligned,
-        speaker_map=speaker_map or {"main": "A", "other": "B"},
-        meta=meta if meta is not None else {"source": [["A", "こんにちは"], ["B", "はい"]]},
+        speaker_map=speaker_map or {"main": "A", "other": "B"}, speakers=speakers,
+        source=(("A", "こんにちは"), ("B", "はい")),
     )

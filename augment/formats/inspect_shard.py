@@ -10,7 +10,8 @@ import numpy as np
 
 from jmoshi_augment.augment.formats.jmoshi_format import read_jmoshi_parquet
 from jmoshi_augment.augment.formats.shards import read_tar_shard
-from jmoshi_augment.augment.tokens.text_tokens import END_OF_TEXT_PADDING_ID, TEXT_PADDING_ID, display_piece
+from jmoshi_augment.augment.tokens.text_tokens import display_piece
+from jmoshi_augment.constants import TEXT_IDS
 from jmoshi_augment.augment.types import FRAME_RATE, TokenizedDialogue
 from jmoshi_augment.errors import JmoshiError
 
@@ -71,8 +72,8 @@ def text_frames(
     all_frames: bool = False,
 ) -> list[str]:
     """Header, each channel's text, then one line per frame (frames with a token, or all)."""
-    pad_id = int(item.meta.get("text_padding_id", TEXT_PADDING_ID))
-    eop_id = int(item.meta.get("end_of_text_padding_id", END_OF_TEXT_PADDING_ID))
+    pad_id = int(item.meta.get("text_padding_id", TEXT_IDS.pad))
+    eop_id = int(item.meta.get("end_of_text_padding_id", TEXT_IDS.end_of_padding))
     t = item.text.shape[1]
     extra = "".join(f"  {k}={item.meta[k]}" for k in ("corpus", "dialogue_id", "dropped_tokens") if k in item.meta)
     lines = [f"{item.id}: {item.duration:.2f} s, {t} frames, n_q={item.codes.shape[1]}{extra}"]

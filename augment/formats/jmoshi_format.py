@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.types import MAIN, OTHER, RenderedDialogue, TokenizedDialogue
+from jmoshi_augment.augment.types import RenderedDialogue, TokenizedDialogue
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_output, atomic_write_bytes, atomic_write_text
 
@@ -51,31 +51,6 @@ META_KEY = b"jmoshi_augment"  # parquet key-value metadata: {"unit": k}, survive
 # ------------------------------------------------------------------------------------ speakers
 
 
-def speaker_a_channel(rendered: RenderedDialogue) -> int:
-    """The channel (MAIN or OTHER) holding the corpus's first speaker, the trainer's speaker A.
-
-    Taken from ``meta["speakers"]`` (labels in order of first appearance) when the pipeline
-    records it, else from the first source turn or script segment in ``meta``, else from the
-    earliest word; a dialogue without any of these puts main on the left.
-    """
-    meta = rendered.meta
-    first = None
-    if meta.get("speakers"):
-        first = meta["speakers"][0]
-    elif meta.get("source"):
-        first = meta["source"][0][0]
-    elif meta.get("script"):
-        first = meta["script"][0][0]
-    if first is not None:
-        if first == rendered.speaker_map.get("main"):
-            return MAIN
-        if first == rendered.speaker_map.get("other"):
-            return OTHER
-    if rendered.words:
-        return min(rendered.words, key=lambda w: (w.start, w.channel)).channel
-    return MAIN
-
-
 def _file_name(rendering_id: str) -> str:
     if not rendering_id or _UNSAFE.search(rendering_id) or rendering_id.startswith("."):
         raise JmoshiError(f"dialogue id {rendering_id!r} cannot be a file name (no '/', '\\', or leading '.')")
@@ -87,7 +62,7 @@ def _file_name(rendering_id: str) -> str:
 
 def word_list(rendered: RenderedDialogue) -> list[dict[str, Any]]:
     """Both speakers' words as the trainer's tokenizer reads them, sorted by start."""
-    a = speaker_a_channel(rendered)
+    a = rendered.a_channel
     label = {a: "A", 1 - a: "B"}
     words = sorted(rendered.words, key=lambda w: (w.start, w.channel))
     return [{"speaker": label[w.channel], "word": w.word, "start": w.start, "end": w.end} for w in words]
@@ -103,7 +78,7 @@ def write_jmoshi_dialogue(out_dir: str | Path, rendered: RenderedDialogue) -> Pa
     from jmoshi_augment.augment.formats.wav_format import wav_bytes
 
     wav_path, json_path = jmoshi_paths(out_dir, rendered.id)
-    a = speaker_a_channel(rendered)
+    a = rendered.a_channel
     stereo = rendered.audio[[a, 1 - a]].astype(np.float32)
     peak = float(np.abs(stereo).max()) if stereo.size else 0.0
     if peak > 1.0:  # PCM_16 would wrap around, not saturate

@@ -23,9 +23,9 @@ from jmoshi_augment.augment.formats.jmoshi_format import AUDIO_DIR, TEXT_DIR, TR
 from jmoshi_augment.augment.formats.shards import decode_item, read_tar_members
 from jmoshi_augment.augment.tokens.tokenize import num_frames
 from jmoshi_augment.augment.types import SAMPLE_RATE
+from jmoshi_augment.constants import MIMI_CARDINALITY
 from jmoshi_augment.errors import JmoshiError
 
-MIMI_CARDINALITY = 2048  # entries per Mimi codebook
 TIME_TOLERANCE = 0.01  # s: word ends may round past the last sample
 REQUIRED_META = ("id", "dialogue_id", "corpus", "speaker_map", "duration")
 

@@ -261,7 +261,7 @@ def render_candidates(backend: Any, script: SpokenScript, main_speaker: str, voi
         raise JmoshiError(f"must be >= 1, got {n}", key="candidates.n")
     seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
     if hasattr(backend, "render_dialogues"):
-        from jmoshi_augment.augment.speech.tts.moshi_ms import DialogueRequest
+        from jmoshi_augment.augment.speech.tts.base import DialogueRequest
 
         if voice_pair is None and hasattr(backend, "pick_voice_pair"):
             voice_pair = backend.pick_voice_pair(rng)  # one voice pair: candidates differ by seed only

@@ -29,16 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jmoshi_augment.augment.run import pipeline
-from jmoshi_augment.augment.run.pipeline import (
-    TOKEN_FORMATS,
-    SynthSummary,
-    TokenStage,
-    Unit,
-    build_report,
-    pending_units,
-    prepare_output,
-)
+from jmoshi_augment.augment.run.pipeline import SynthSummary, WorkerState, prepare_output, process_unit, worker_state
+from jmoshi_augment.augment.run.run_report import build_report
+from jmoshi_augment.augment.run.units import Unit, pending_units
+from jmoshi_augment.augment.run.writers import TOKEN_FORMATS
 from jmoshi_augment.corpora import LoadReport
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import Recipe
@@ -108,21 +102,12 @@ def worker_device(device: Any) -> Any:
     return "cuda" if isinstance(device, str) and device.startswith("cuda:") else device
 
 
-def _worker_state(recipe_json: str) -> tuple[Recipe, Any, TokenStage | None]:
-    from jmoshi_augment.augment.speech.tts import get_backend
-
+def _worker_state(recipe_json: str) -> WorkerState:
     key = hashlib.sha256(recipe_json.encode("utf-8")).hexdigest()
     if _cache.get("key") != key:
         _cache.clear()
-        recipe = Recipe.model_validate_json(recipe_json)
-        options = dict(recipe.tts.options)
-        if "device" in options:
-            options["device"] = worker_device(options["device"])
-        backend = get_backend(recipe.tts.backend, **options)
-        tokens = None
-        if set(recipe.output.formats) & TOKEN_FORMATS:
-            tokens = TokenStage(recipe, device=worker_device(recipe.tokenize.device))
-        _cache.update(key=key, state=(recipe, backend, tokens))
+        state = worker_state(Recipe.model_validate_json(recipe_json), with_tokens=True, device=worker_device)
+        _cache.update(key=key, state=state)
     return _cache["state"]
 
 
@@ -133,8 +118,8 @@ def run_unit(recipe_json: str, unit: Unit) -> dict[str, Any]:
     record is written last."""
     t0 = time.perf_counter()
     try:
-        recipe, backend, tokens = _worker_state(recipe_json)
-        pipeline.process_unit(recipe, unit, backend, tokens)
+        state = _worker_state(recipe_json)
+        process_unit(state.recipe, unit, state.backend, state.tokens)
     except JmoshiError as e:
         return {"unit": unit.index, "error": [e.message, e.path, e.line, e.key]}
     return {"unit": unit.index, "error": None, "seconds": time.perf_counter() - t0}

@@ -15,7 +15,7 @@ from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
 
 if TYPE_CHECKING:
-    from jmoshi_augment.augment.run.pipeline import TokenStage
+    from jmoshi_augment.augment.run.writers import TokenStage
 
 UNITS_DIR = "units"
 

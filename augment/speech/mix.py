@@ -13,9 +13,10 @@ from jmoshi_augment.augment.types import (
     RenderedSegment,
     SpokenScript,
     Timeline,
+    script_fields,
 )
+from jmoshi_augment.constants import MIX_PEAK_LIMIT
 
-PEAK_LIMIT = 0.97  # headroom below full scale after loudness normalisation
 
 
 def speech_rms(audio: np.ndarray, spans: list[tuple[int, int]]) -> float:
@@ -38,7 +39,7 @@ def mix(
     """Stereo float32 audio (channel 0 = main) with every word's time in the dialogue.
 
     Each channel is scaled so its speech RMS hits ``loudness_dbfs`` (plus its voice's gain), then
-    lowered further if that would push a peak past :data:`PEAK_LIMIT`: never clipped.
+    lowered further if that would push a peak past :data:`~jmoshi_augment.constants.MIX_PEAK_LIMIT`: never clipped.
     """
     num_samples = int(round(timeline.duration * SAMPLE_RATE))
     audio = np.zeros((2, num_samples), dtype=np.float32)
@@ -57,8 +58,8 @@ def mix(
         if rms > 0:
             gain = 10 ** ((loudness_dbfs + gains_db[ch]) / 20) / rms
             peak = float(np.abs(audio[ch]).max()) * gain
-            if peak > PEAK_LIMIT:
-                gain *= PEAK_LIMIT / peak
+            if peak > MIX_PEAK_LIMIT:
+                gain *= MIX_PEAK_LIMIT / peak
             audio[ch] *= gain
 
     main = timeline.main_speaker
@@ -71,5 +72,6 @@ def mix(
         audio=audio,
         words=tuple(words),
         speaker_map={"main": main, "other": other},
-        meta={"planned": dict(timeline.events), "skipped": list(script.skipped)},
+        planned=dict(timeline.events),
+        **script_fields(script),
     )

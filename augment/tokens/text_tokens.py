@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from jmoshi_augment.augment.types import FRAME_RATE
+from jmoshi_augment.constants import TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Moshi's text stream conventions (moshi.models.tts.TokenIds, J-Moshi's trainer defaults).
-TEXT_PADDING_ID = 3
-END_OF_TEXT_PADDING_ID = 0
 SP_SPACE = "\u2581"  # "▁", SentencePiece's whitespace marker
 
 
@@ -79,8 +78,8 @@ def place_text_tokens(
     sp: "sentencepiece.SentencePieceProcessor",
     num_frames: int,
     *,
-    pad_id: int = TEXT_PADDING_ID,
-    eop_id: int = END_OF_TEXT_PADDING_ID,
+    pad_id: int = TEXT_IDS.pad,
+    eop_id: int = TEXT_IDS.end_of_padding,
     frame_rate: float = FRAME_RATE,
 ) -> tuple[np.ndarray, int]:
     """One speaker's ``(word, start_s, end_s)`` list → ``(int32 [num_frames] text stream, dropped)``.

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.formats.jmoshi_format import speaker_a_channel
 from jmoshi_augment.augment.tokens.text_tokens import place_text_tokens
 from jmoshi_augment.augment.types import FRAME_RATE, MAIN, OTHER, SAMPLE_RATE, RenderedDialogue, TokenizedDialogue
+from jmoshi_augment.checkpoints import resolve_device
+from jmoshi_augment.constants import FRAME_SIZE
 from jmoshi_augment.errors import JmoshiError
 
 if TYPE_CHECKING:
@@ -30,22 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(spec: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else is checked."""
-    import torch
-
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise JmoshiError(f"device {spec!r} requested but no CUDA GPU is visible", key="tokenize.device")
-    try:
-        torch.device(spec)
-    except RuntimeError:
-        raise JmoshiError(f"unknown device {spec!r} (auto, cpu or cuda[:N])", key="tokenize.device") from None
-    return spec
-
-
-def num_frames(num_samples: int, frame_size: int = int(SAMPLE_RATE / FRAME_RATE)) -> int:
+def num_frames(num_samples: int, frame_size: int = FRAME_SIZE) -> int:
     """Mimi frames for a signal of ``num_samples``: it pads the last partial frame with zeros."""
     return -(-num_samples // frame_size)
 
@@ -74,7 +60,7 @@ class MimiEncoder:
             raise JmoshiError(f"n_q={n_q} but this Mimi has {mimi.total_codebooks} codebooks", key="tokenize.n_q")
         if mimi.sample_rate != SAMPLE_RATE or mimi.frame_rate != FRAME_RATE:
             raise JmoshiError(f"expected a {SAMPLE_RATE} Hz / {FRAME_RATE} Hz Mimi, got {mimi.sample_rate} / {mimi.frame_rate}")
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, key="tokenize.device")
         self.mimi = mimi.to(self.device).eval()
         self.mimi.set_num_codebooks(n_q)
         self.n_q = n_q
@@ -156,7 +142,7 @@ def tokenize_dialogues(
             dropped.append(n)
         if any(dropped):
             logger.warning("%s: %s text tokens dropped (main, other): no free frame", r.id, dropped)
-        a = speaker_a_channel(r)
+        a = r.a_channel
         speakers = [r.speaker_map.get("main" if a == MAIN else "other"), r.speaker_map.get("other" if a == MAIN else "main")]
         meta = {
             "id": r.id,

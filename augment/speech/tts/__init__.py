@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from jmoshi_augment.augment.speech.tts.base import (
     EDGE_MARGIN,
+    DialogueBackend,
+    DialogueRequest,
+    RenderFailed,
     TTSBackend,
     UnvoicedSegment,
     available_backends,
+    backend_kind,
     get_backend,
     register_backend,
 )
@@ -28,16 +32,18 @@ def _openjtalk(*, margin: float = EDGE_MARGIN) -> TTSBackend:
 # itself (no planner, no mixer). Their modules import torch/moshi only when a model is built.
 from jmoshi_augment.augment.speech.tts import dsm, moshi_ms  # noqa: E402
 
-register_backend("moshi_ms")(moshi_ms.create)
-register_backend("dsm")(dsm.create)
-DIALOGUE_LEVEL_BACKENDS = ("moshi_ms", "dsm")
+register_backend("moshi_ms", kind="dialogue")(moshi_ms.create)
+register_backend("dsm", kind="dialogue")(dsm.create)
 
 __all__ = [
-    "DIALOGUE_LEVEL_BACKENDS",
     "EDGE_MARGIN",
+    "DialogueBackend",
+    "DialogueRequest",
+    "RenderFailed",
     "TTSBackend",
     "UnvoicedSegment",
     "available_backends",
+    "backend_kind",
     "get_backend",
     "register_backend",
 ]

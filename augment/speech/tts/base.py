@@ -1,6 +1,12 @@
 """What every TTS backend promises, and the registry that names them.
 
-A backend turns the segments of one voice into mono 24 kHz float32 audio plus one time span per
+Two kinds of backend. A *segment* backend (:class:`TTSBackend`, e.g. OpenJTalk) voices sentences
+and aizuchi one at a time, and the planner and mixer build the dialogue from them. A *dialogue*
+backend (:class:`DialogueBackend`, a multi-stream model such as J-Moshi's TTS) voices a whole
+dialogue on two channels and decides its timing itself. The registry records which kind each
+name is, so a recipe and the pipeline ask it instead of guessing.
+
+A segment backend turns the segments of one voice into mono 24 kHz float32 audio plus one time span per
 script word. Everything downstream (planner, mixer, alignments, text tokens) trusts those spans, so
 the contract is strict:
 
@@ -24,18 +30,26 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, WordTiming
+from jmoshi_augment.augment.types import (
+    SAMPLE_RATE,
+    RenderedDialogue,
+    RenderedSegment,
+    Seconds,
+    Segment,
+    SpokenScript,
+    WordTiming,
+)
+from jmoshi_augment.constants import TTS_PEAK_LIMIT
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import VoiceConfig
 
 logger = logging.getLogger(__name__)
 
 EDGE_MARGIN: Seconds = 0.04  # silence kept before the first and after the last phoneme
-PEAK_LIMIT = 0.99  # rendered audio is scaled down (never clipped) to stay below this
 
 
 @runtime_checkable
@@ -44,6 +58,40 @@ class TTSBackend(Protocol):
 
     def render(self, segments: Sequence[Segment], voice: VoiceConfig) -> list[RenderedSegment]:
         """One :class:`RenderedSegment` per segment, in order (see the module docstring)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DialogueRequest:
+    """One rendering of a whole dialogue by a :class:`DialogueBackend`."""
+
+    script: SpokenScript
+    main_speaker: str  # corpus label rendered on channel 0
+    voice_pair: str | None  # a backend voice (prompt) name; None: drawn by the caller's rng
+    seed: int
+
+
+class RenderFailed(RuntimeError):
+    """A dialogue backend could not voice the whole script (reported per dialogue, not fatal)."""
+
+
+@runtime_checkable
+class DialogueBackend(Protocol):
+    """A multi-stream model that voices a whole dialogue and chooses its own timing."""
+
+    name: str
+
+    def pick_voice_pair(self, rng: np.random.Generator) -> str | None:
+        """A voice (prompt) name drawn with ``rng``; None when the backend has no choice."""
+        ...
+
+    def render_dialogue(self, script: SpokenScript, main_speaker: str, voice_pair: str | None,
+                        rng: np.random.Generator) -> RenderedDialogue:
+        """One rendering; raises :class:`RenderFailed` when the script is not consumed."""
+        ...
+
+    def render_dialogues(self, requests: Sequence[DialogueRequest]) -> list[RenderedDialogue | RenderFailed]:
+        """Many renderings (batched where the backend can), in request order."""
         ...
 
 
@@ -63,7 +111,7 @@ def unvoiced(segment: Segment, reason: str) -> UnvoicedSegment:
     )
 
 
-def peak_safe(audio: np.ndarray, limit: float = PEAK_LIMIT) -> np.ndarray:
+def peak_safe(audio: np.ndarray, limit: float = TTS_PEAK_LIMIT) -> np.ndarray:
     """float32 audio scaled down as a whole if any sample reaches ``limit``."""
     audio = np.asarray(audio, dtype=np.float32)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
@@ -90,18 +138,20 @@ def check_rendered(segment: Segment, rendered: RenderedSegment) -> None:
 
 # ------------------------------------------------------------------------------------ registry
 
-BackendFactory = Callable[..., TTSBackend]
-_REGISTRY: dict[str, BackendFactory] = {}
+BackendKind = Literal["segment", "dialogue"]
+BackendFactory = Callable[..., "TTSBackend | DialogueBackend"]
+_REGISTRY: dict[str, tuple[BackendFactory, BackendKind]] = {}
 
 
-def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    """Register ``factory(*, option=default, ...) -> TTSBackend`` under ``name`` (a recipe's
-    ``tts.backend``); the factory's keyword parameters are the backend's ``tts.options``."""
+def register_backend(name: str, kind: BackendKind = "segment") -> Callable[[BackendFactory], BackendFactory]:
+    """Register ``factory(*, option=default, ...)`` under ``name`` (a recipe's ``tts.backend``);
+    the factory's keyword parameters are the backend's ``tts.options``. ``kind`` says whether it
+    builds a :class:`TTSBackend` ("segment") or a :class:`DialogueBackend` ("dialogue")."""
 
     def decorator(factory: BackendFactory) -> BackendFactory:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
+        if name in _REGISTRY and _REGISTRY[name] != (factory, kind):
             raise ValueError(f"TTS backend {name!r} is already registered")
-        _REGISTRY[name] = factory
+        _REGISTRY[name] = (factory, kind)
         return factory
 
     return decorator
@@ -111,12 +161,21 @@ def available_backends() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_backend(name: str, **options: Any) -> TTSBackend:
-    """Build the backend ``name`` with the recipe's ``tts.options``."""
-    factory = _REGISTRY.get(name)
-    if factory is None:
+def _entry(name: str) -> tuple[BackendFactory, BackendKind]:
+    if name not in _REGISTRY:
         raise JmoshiError(f"unknown TTS backend {name!r}; known: {', '.join(available_backends()) or 'none'}",
                           key="tts.backend")
+    return _REGISTRY[name]
+
+
+def backend_kind(name: str) -> BackendKind:
+    """Whether ``name`` voices segments (planned and mixed by us) or whole dialogues."""
+    return _entry(name)[1]
+
+
+def get_backend(name: str, **options: Any) -> "TTSBackend | DialogueBackend":
+    """Build the backend ``name`` with the recipe's ``tts.options``."""
+    factory, _ = _entry(name)
     try:  # factories spell out their options, so a typo is caught before any heavy import
         inspect.signature(factory).bind(**options)
     except TypeError as e:

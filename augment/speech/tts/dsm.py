@@ -27,9 +27,20 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.speech.tts.base import peak_safe
-from jmoshi_augment.augment.speech.tts.moshi_ms import MORAE_PER_SECOND, DialogueRequest, RenderFailed, speaker_runs
-from jmoshi_augment.augment.types import FRAME_RATE, MAIN, OTHER, SAMPLE_RATE, AlignedWord, RenderedDialogue, SpokenScript
+from jmoshi_augment.augment.speech.tts.base import DialogueRequest, RenderFailed, peak_safe
+from jmoshi_augment.augment.speech.tts.moshi_ms import MORAE_PER_SECOND, speaker_runs
+from jmoshi_augment.augment.types import (
+    FRAME_RATE,
+    MAIN,
+    OTHER,
+    SAMPLE_RATE,
+    AlignedWord,
+    RenderedDialogue,
+    SpokenScript,
+    script_fields,
+)
+from jmoshi_augment.checkpoints import resolve_device
+from jmoshi_augment.constants import FRAME_SIZE
 from jmoshi_augment.errors import JmoshiError
 
 if TYPE_CHECKING:
@@ -39,7 +50,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FRAME = 1 / FRAME_RATE
-HOP = int(SAMPLE_RATE / FRAME_RATE)
+HOP = FRAME_SIZE
 _STRIPPED = str.maketrans("", "", ":()'’ \t\n\u3000")  # characters DSM's script parser treats as syntax or spaces
 
 
@@ -100,7 +111,6 @@ class DsmTTS:
     """Dialogue-level backend ``dsm`` on a Kyutai DSM ``TTSModel``."""
 
     name = "dsm"
-    dialogue_level = True
 
     def __init__(self, tts: "TTSModel", *, voices: Sequence[str] = (), cfg_coef: float = 2.0, batch_size: int = 4,
                  sentence_break: float | None = None, padding_between: int = 1, backchannels: str = "inline") -> None:
@@ -248,9 +258,8 @@ class DsmTTS:
             id=f"{sid}-main{req.main_speaker}", dialogue_id=sid, corpus=req.script.corpus, audio=audio,
             words=tuple(sorted(aligned, key=lambda a: (a.start, a.channel))),
             speaker_map={"main": req.main_speaker, "other": other},
-            meta={"planned": {}, "skipped": list(req.script.skipped),
-                  "voices": {"main": str(req.voice_pair), "other": str(req.voice_pair)},
-                  "tts": {"backend": self.name, "seed": req.seed, "voice_pair": req.voice_pair, "prefix_frames": prefix,
+            voices={"main": str(req.voice_pair), "other": str(req.voice_pair)}, **script_fields(req.script),
+            meta={"tts": {"backend": self.name, "seed": req.seed, "voice_pair": req.voice_pair, "prefix_frames": prefix,
                           "multistream": bool(tts.multistream), "end_step": int(end)}},
         )
 
@@ -290,10 +299,7 @@ def create(*, model: str, voices: Sequence[str] = (), device: str = "auto", n_q:
         raise JmoshiError(f"must be >= 1, got {batch_size}", key="tts.options.batch_size")
     if backchannels not in ("inline", "drop"):
         raise JmoshiError(f"must be inline or drop, got {backchannels!r}", key="tts.options.backchannels")
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device, key="tts.options.device")
     tts = load_dsm(model, device=device, n_q=n_q, temp=temp, max_gen_length=max_gen_length, max_padding=max_padding)
     return DsmTTS(tts, voices=voices, cfg_coef=cfg_coef, batch_size=batch_size, sentence_break=sentence_break,
                   padding_between=padding_between, backchannels=backchannels)

@@ -28,11 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, peak_safe
+from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, DialogueRequest, RenderFailed, peak_safe
 from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, DecodeLimits, DecodeOutput, StreamSampling, undelay
 from jmoshi_augment.augment.speech.tts.ms_model import (  # noqa: F401  (re-exported: moshi_ms's public names)
-    END_PAD_ID,
-    PAD_ID,
     PROMPT_EXTS,
     MultiStreamModel,
     PromptBank,
@@ -48,7 +46,10 @@ from jmoshi_augment.augment.types import (
     RenderedDialogue,
     Seconds,
     SpokenScript,
+    script_fields,
 )
+from jmoshi_augment.checkpoints import resolve_device
+from jmoshi_augment.constants import FRAME_SIZE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FRAME = 1 / FRAME_RATE
-SPEAKER_TOKEN = {MAIN: 1, OTHER: 2}  # J-Moshi MS-TTS: main_speaker_bos_id=1, other_speaker_bos_id=2
+SPEAKER_TOKEN = {MAIN: TEXT_IDS.main_turn, OTHER: TEXT_IDS.other_turn}  # J-Moshi MS-TTS: main/other_speaker_bos_id
 MORAE_PER_SECOND = 8.0  # everyday Japanese conversation (CEJC); bounds a word's estimated end
 SENTENCE_END = tuple("。、!?！？…")
 
@@ -203,7 +204,7 @@ def word_timings(tokens: ScriptTokens, consumed_frames: np.ndarray, duration: Se
 def trim_end(audio: np.ndarray, keep: int, *, silence_db: float = -40.0, margin: Seconds = EDGE_MARGIN) -> int:
     """Samples to keep: up to the last 80 ms frame louder than ``silence_db`` below the loudest
     frame (either channel), never fewer than ``keep``, plus ``margin``."""
-    hop = int(SAMPLE_RATE / FRAME_RATE)
+    hop = FRAME_SIZE
     n = audio.shape[-1] // hop
     if n == 0:
         return audio.shape[-1]
@@ -215,18 +216,6 @@ def trim_end(audio: np.ndarray, keep: int, *, silence_db: float = -40.0, margin:
 
 
 # -------------------------------------------------------------------------------------- backend
-
-
-@dataclass(frozen=True)
-class DialogueRequest:
-    script: SpokenScript
-    main_speaker: str
-    voice_pair: str | None  # prompt name; None: drawn from the bank by the caller's rng
-    seed: int
-
-
-class RenderFailed(RuntimeError):
-    """The model did not consume the whole script within ``max_frames`` (reported, not fatal)."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +233,6 @@ class MoshiMultiStreamTTS:
     """Dialogue-level backend ``moshi_ms`` (see module docstring)."""
 
     name = "moshi_ms"
-    dialogue_level = True
 
     def __init__(self, model: MultiStreamModel, prompts: PromptBank, options: MultiStreamOptions = MultiStreamOptions()) -> None:
         self.model = model
@@ -279,7 +267,7 @@ class MoshiMultiStreamTTS:
                                        end_punct=o.end_punct) for r in requests]
         prompts = [self.prompts.tokens(r.voice_pair, self.model) for r in requests]
         items = [DecodeItem(np.asarray(s.ids, dtype=np.int64), p, r.seed) for s, p, r in zip(scripts, prompts, requests)]
-        decoder = ForcedDecoder(self.model.lm, pad_id=PAD_ID, end_pad_id=END_PAD_ID, sampling=o.sampling, limits=o.limits)
+        decoder = ForcedDecoder(self.model.lm, pad_id=TEXT_IDS.pad, end_pad_id=TEXT_IDS.end_of_padding, sampling=o.sampling, limits=o.limits)
         outputs = decoder.run(items, o.batch_size)
         audio = self._decode_audio([undelay(out.steps, self.model.lm.delays) for out in outputs])
         return [self._finish(r, s, p.shape[1], out, a) for r, s, p, out, a in zip(requests, scripts, prompts, outputs, audio)]
@@ -290,7 +278,7 @@ class MoshiMultiStreamTTS:
         import torch
 
         q = self.model.codebooks_per_speaker
-        hop = int(SAMPLE_RATE / FRAME_RATE)
+        hop = FRAME_SIZE
         chans = [(i, c, f[1 + c * q: 1 + (c + 1) * q]) for i, f in enumerate(frames) for c in (0, 1)]
         out = [np.zeros((2, f.shape[1] * hop), dtype=np.float32) for f in frames]
         bs = max(1, self.options.decode_batch)
@@ -315,7 +303,7 @@ class MoshiMultiStreamTTS:
             done = int((out.consumed_at >= 0).sum())
             return RenderFailed(f"{sid}: script not consumed within max_frames={self.options.limits.max_frames} "
                                 f"({done}/{len(tokens)} tokens)")
-        hop = int(SAMPLE_RATE / FRAME_RATE)
+        hop = FRAME_SIZE
         audio = audio[:, prompt_frames * hop:]  # the prompt is context, not output
         consumed = out.consumed_at - prompt_frames
         last_token = int(consumed.max()) + 1
@@ -331,10 +319,9 @@ class MoshiMultiStreamTTS:
             audio=audio,
             words=tuple(words),
             speaker_map={"main": request.main_speaker, "other": other},
+            voices={"main": f"{request.voice_pair}:0", "other": f"{request.voice_pair}:1"},
+            **script_fields(request.script),  # nothing planned: the model chose the timing
             meta={
-                "planned": {},  # the model chose the timing; nothing was planned
-                "skipped": list(request.script.skipped),
-                "voices": {"main": f"{request.voice_pair}:0", "other": f"{request.voice_pair}:1"},
                 "tts": {"backend": self.name, "seed": request.seed, "voice_pair": request.voice_pair,
                         "prompt_frames": prompt_frames, "script_tokens": len(tokens), "dropped_pieces": tokens.dropped},
                 "text_stream": text[: n // hop + 1].tolist(),
@@ -363,10 +350,7 @@ def create(*, model: str, prompts: Sequence[str] = (), device: str = "auto", lm:
         raise JmoshiError(f"must be inline or drop, got {backchannels!r}", key="tts.options.backchannels")
     if prompt_text not in ("pad", "zero"):
         raise JmoshiError(f"must be pad or zero, got {prompt_text!r}", key="tts.options.prompt_text")
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device, key="tts.options.device")
     loaded = load_multistream_model(model, device=device, lm=lm, mimi=mimi, tokenizer=tokenizer)
     options = MultiStreamOptions(
         sampling=StreamSampling(temp_text, top_k_text, temp_main, top_k_main, temp_other, top_k_other, pad_bonus),

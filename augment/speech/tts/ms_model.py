@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from jmoshi_augment.augment.types import FRAME_RATE, SAMPLE_RATE, Seconds
+from jmoshi_augment.constants import FRAME_SIZE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from moshi.models.compression import MimiModel
     from moshi.models.lm import LMModel
 
-PAD_ID, END_PAD_ID = 3, 0  # the merged text stream's padding and end-of-padding ids
 PROMPT_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".npy")
 
 
@@ -39,23 +39,6 @@ class MultiStreamModel:
     @property
     def codebooks_per_speaker(self) -> int:
         return self.lm.dep_q // 2
-
-
-def _lm_kwargs(info: Any) -> dict[str, Any]:
-    import json
-
-    from moshi.models import loaders
-
-    if info.lm_config is not None:
-        return dict(info.lm_config)
-    trainer = Path(info.moshi_weights).with_name("moshi_lm_kwargs.json")  # nu-dialogue/moshi-finetune
-    if trainer.is_file():
-        try:
-            return dict(json.loads(trainer.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as e:
-            raise JmoshiError(f"not valid JSON: {e}", path=trainer) from None
-    # J-Moshi layout without config.json: the stock 7B with the user stream's 8 extra heads
-    return dict(loaders._lm_kwargs, dep_q=16)
 
 
 def check_multistream(kwargs: dict[str, Any], weights: Path) -> None:
@@ -89,14 +72,14 @@ def load_multistream_model(spec: str | Path, *, device: str = "cpu", dtype: "tor
     from moshi.models.loaders import get_mimi
     from safetensors.torch import load_file
 
-    from jmoshi_augment.checkpoints import load_text_tokenizer, resolve_model
+    from jmoshi_augment.checkpoints import lm_kwargs, load_text_tokenizer, resolve_model
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise JmoshiError(f"device {device!r} requested but CUDA is not available")
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     info = resolve_model(spec, lm=lm, mimi=mimi, tokenizer=tokenizer)
     weights = Path(info.moshi_weights)
-    kwargs = _lm_kwargs(info)
+    kwargs = lm_kwargs(info, default_dep_q=16)  # J-Moshi MS-TTS: the stock 7B + the user stream's heads
     check_multistream(kwargs, weights)
     extra = [k for k in ("conditioners", "fuser", "lora") if kwargs.get(k)]
     if extra:
@@ -184,7 +167,7 @@ class PromptBank:
         if wav.ndim != 2 or wav.shape[0] != 2:
             raise JmoshiError(f"an audio prompt must be stereo (channel 0 = main voice, 1 = other), got "
                               f"{wav.shape[0] if wav.ndim == 2 else 1} channel(s)", path=path)
-        hop = int(SAMPLE_RATE / FRAME_RATE)
+        hop = FRAME_SIZE
         wav = wav[:, -self.max_frames * hop:]
         wav = wav[:, : wav.shape[1] // hop * hop]
         if wav.shape[1] == 0:
@@ -192,5 +175,5 @@ class PromptBank:
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).to(model.lm.device)[:, None]
             codes = model.mimi.encode(x).cpu().numpy()  # [2, 8, T]
-        text = np.full((1, codes.shape[-1]), PAD_ID if self.text == "pad" else -1, dtype=np.int64)
+        text = np.full((1, codes.shape[-1]), TEXT_IDS.pad if self.text == "pad" else -1, dtype=np.int64)
         return np.concatenate([text, codes[0], codes[1]], axis=0).astype(np.int64)

@@ -1,0 +1,164 @@
+"""Units: the unit of work, resume and shards.
+
+Unit k is the k-th run of ``output.shard_size`` dialogues of the (filtered) corpus and becomes
+exactly one shard of each token format. A unit is finished when its record ``units/unit-K.json``
+exists (written last, atomically), so a killed run resumes at the first unfinished unit and redoes
+it whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from jmoshi_augment.augment.run.run_report import unit_path
+from jmoshi_augment.augment.run.synthesize import DialogueResult
+from jmoshi_augment.augment.run.writers import write_rendering
+from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
+from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.io import atomic_write_text, json_safe
+from jmoshi_augment.recipe import Recipe
+
+if TYPE_CHECKING:
+    from jmoshi_augment.augment.run.writers import TokenStage
+
+
+@dataclass
+class Unit:
+    """The k-th run of ``output.shard_size`` dialogues: the unit of work, resume and shards."""
+
+    index: int
+    dialogues: list[Dialogue]
+
+
+def pending_units(recipe: Recipe, load_report: LoadReport, filter_counts: Counter, resumed: Counter) -> Iterator[Unit]:
+    """Units whose record is missing, lazily; finished ones are counted in ``resumed["units"]``."""
+    out_dir = Path(recipe.output.dir)
+    dialogues = filtered_dialogues(recipe, load_report, filter_counts)
+    for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
+        if _unit_done(out_dir, k, chunk):
+            resumed["units"] += 1
+            continue
+        yield Unit(k, chunk)
+
+
+def _unit_done(out_dir: Path, k: int, chunk: list[Dialogue]) -> bool:
+    """A unit is done when its record exists and holds exactly these dialogues (a run with a
+    larger ``corpus.limit`` must redo a last unit that was cut short)."""
+    path = unit_path(out_dir, k)
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["dialogues"] == [d.id for d in chunk]
+    except (ValueError, KeyError):  # a record from a crashed writer cannot exist (atomic), but be safe
+        return False
+
+
+def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | None]:
+    """The optional LLM rewrite, paid only for units still to do (answers are cached on disk)."""
+    if recipe.rewrite.backend == "none":
+        return unit, None
+    from jmoshi_augment.augment.text.rewrite import RewriteReport, default_cache_dir, iter_rewrite
+
+    report = RewriteReport()
+    cache = default_cache_dir(recipe.rewrite, recipe.output.dir)
+    return Unit(unit.index, list(iter_rewrite(unit.dialogues, recipe.rewrite, cache, report))), report.to_dict()
+
+
+def filtered_dialogues(recipe: Recipe, report: LoadReport, counts: Counter) -> Iterator[Dialogue]:
+    c = recipe.corpus
+    wanted = set(c.filters.ids) if c.filters.ids else None
+    source = load_corpus(c.name, c.path, report=report)
+    n = 0
+    for d in source:
+        if wanted is not None and d.id not in wanted:
+            continue
+        if c.filters.max_turns is not None and len(d.turns) > c.filters.max_turns:
+            d = d.with_turns(d.turns[: c.filters.max_turns])
+        if len(d.turns) < c.filters.min_turns:
+            counts["fewer than min_turns"] += 1
+            continue
+        yield d
+        n += 1
+        if c.limit is not None and n >= c.limit:
+            return
+
+
+def _chunks(items: Iterable[Dialogue], size: int) -> Iterator[list[Dialogue]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def check_output_dir(out_dir: Path, recipe: Recipe) -> None:
+    """Refuse to resume into a folder made by a different recipe: the outputs would not match."""
+    saved = out_dir / "recipe.json"
+    current = json.dumps(recipe.to_dict(), sort_keys=True, ensure_ascii=False)
+    if saved.exists():
+        if _output_defining(json.loads(saved.read_text(encoding="utf-8"))) != _output_defining(json.loads(current)):
+            raise JmoshiError(
+                "holds the output of a different recipe; choose another output.dir or delete this one",
+                path=out_dir,
+            )
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, current)
+        atomic_write_text(out_dir / "recipe.yaml", recipe.to_yaml())
+
+
+def _output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe without the keys that do not change any unit's content: how many processes run
+    it, and how far into the corpus it goes (a larger limit extends the same run)."""
+    recipe = {k: v for k, v in recipe.items() if k != "workers"}
+    recipe["corpus"] = {k: v for k, v in recipe.get("corpus", {}).items() if k != "limit"}
+    return recipe
+
+
+def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
+                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None) -> None:
+    from jmoshi_augment.augment.analysis.stats import analyze
+    from jmoshi_augment.augment.types import SAMPLE_RATE
+
+    t0 = time.perf_counter()
+    renderings = [r for res in results for r in res.renderings]
+    entries = []
+    for r in renderings:
+        write_rendering(out_dir, r, formats)
+        entries.append({
+            "id": r.id,
+            "dialogue_id": r.dialogue_id,
+            "corpus": r.corpus,
+            "duration": round(r.duration, 3),
+            "speaker_map": r.speaker_map,
+            "turns": sum(1 for s in r.script if s[1] == "speech"),
+            "planned": r.planned,
+            "voices": r.voices,
+            "source": r.source,
+            "script": r.script,
+            "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
+        })
+    seconds = Counter()
+    for res in results:
+        seconds.update(res.seconds)
+    seconds["write"] = time.perf_counter() - t0
+    if tokens is not None and renderings:
+        t1 = time.perf_counter()
+        dropped = tokens.write(out_dir, k, renderings)
+        seconds["tokenize"] = time.perf_counter() - t1
+        for e in entries:
+            e["dropped_tokens"] = dropped.get(e["id"], 0)
+    record = {
+        "unit": k,
+        "dialogues": [d.id for d in chunk],
+        "renderings": entries,
+        "rejected": {res.dialogue_id: res.rejected for res in results if res.rejected},
+        "skips": dict(Counter(s for res in results for s in res.skips)),
+        "seconds": {k2: round(v, 3) for k2, v in seconds.items()},
+        "rewrite": rewrite,
+    }
+    atomic_write_text(unit_path(out_dir, k), json.dumps(json_safe(record), ensure_ascii=False, indent=1, allow_nan=False))
