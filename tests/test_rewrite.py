@@ -1,7 +1,7 @@
 """LLM spoken-style rewrite: validation verdicts (pure), then the whole stage against a scripted
 OpenAI-compatible server on 127.0.0.1 (good rewrites, malformed JSON, a Korean clause, an invented
 speaker, slow answers, 429s and 5xx), its retries, fallbacks, cache and report. No network beyond
-loopback."""
+loopback. Only the tests that take the ``openai_extra`` fixture need the ``openai`` extra."""
 
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ from jmoshi_augment.augment.text.rewrite_validate import validate_rewrite  # noq
 from jmoshi_augment.corpora import Dialogue, Turn  # noqa: E402
 from jmoshi_augment.errors import JmoshiError  # noqa: E402
 from jmoshi_augment.recipe import RewriteConfig, parse_recipe  # noqa: E402
-
-pytest.importorskip("openai")
 
 BASE_TURNS = (
     ("A", "引っ越しをしたそうですね。"),
@@ -252,7 +250,14 @@ def case(name: str, i: int = 0) -> Dialogue:
 
 
 @pytest.fixture()
-def server():
+def openai_extra():
+    """Only the tests that run the stage's client need the ``openai`` extra; the validator, prompt,
+    cache and recipe tests above and below run without it."""
+    return pytest.importorskip("openai")
+
+
+@pytest.fixture()
+def server(openai_extra):
     with FakeOpenAI(respond) as s:
         yield s
 
@@ -420,7 +425,7 @@ def test_fatal_server_answers_raise(server, tmp_path, name, key, message):
     assert e.value.key == key
 
 
-def test_unreachable_server_raises(tmp_path):
+def test_unreachable_server_raises(openai_extra, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -430,12 +435,14 @@ def test_unreachable_server_raises(tmp_path):
     assert e.value.key == "rewrite.base_url"
 
 
-def test_setup_errors(tmp_path, monkeypatch):
+def test_a_missing_api_key_raises(openai_extra, tmp_path, monkeypatch):
     monkeypatch.delenv("JMOSHI_TEST_KEY", raising=False)
     cfg = RewriteConfig(backend="llm", model="m", api_key_env="JMOSHI_TEST_KEY")
     with pytest.raises(JmoshiError, match="JMOSHI_TEST_KEY is not set"):
         rewrite_dialogues([dialogue()], cfg, tmp_path / "c")
 
+
+def test_a_missing_openai_client_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openai", None)
     with pytest.raises(JmoshiError, match=r"pip install 'jmoshi-augment\[llm\]'"):
         rewrite_dialogues([dialogue()], RewriteConfig(backend="llm", model="m"), tmp_path / "c")
