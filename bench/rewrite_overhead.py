@@ -67,7 +67,7 @@ def _run(dialogues: list[Dialogue], cfg: RewriteConfig, cache: Path) -> tuple[fl
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300, help="dialogues per instant-server run")
-    ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpora_samples/real_persona_chat")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "tests/fixtures/realpersonachat_real/real_persona_chat")
     args = ap.parse_args()
     dialogues = _dialogues(args.corpus, args.n)
     turns = sum(len(d.turns) for d in dialogues) / len(dialogues)

@@ -1,5 +1,6 @@
-"""Corpus loaders: each over fixtures written in its corpus's exact raw format, the real excerpts in
-../shared when present, every kind of bad input with its message, --limit, laziness, and the CLI."""
+"""Corpus loaders: each over fixtures written in its corpus's exact raw format, a real RealPersonaChat
+excerpt (tests/fixtures/realpersonachat_real), every kind of bad input with its message, --limit,
+laziness, and the CLI."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from fixtures.make_nttcs_fixtures import write_workbook
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
-REAL_SAMPLES = REPO / ".." / "shared" / "corpora_samples"
+REAL_RPC = FIXTURES / "realpersonachat_real" / "real_persona_chat"  # CC BY-SA 4.0, see the note beside it
 PERSONA_XLSX = FIXTURES / "jpersonachat" / "japanese_persona_chat.xlsx"
 EMPATHETIC_XLSX = FIXTURES / "jempathetic" / "japanese_empathetic_dialogues.xlsx"
 
@@ -189,9 +190,8 @@ def test_realpersonachat_accepts_repo_root():
     assert len(dialogues) == 3
 
 
-@pytest.mark.skipif(not (REAL_SAMPLES / "real_persona_chat").is_dir(), reason="../shared/corpora_samples absent")
 def test_realpersonachat_real_excerpt():
-    dialogues, report = load("realpersonachat", REAL_SAMPLES / "real_persona_chat")
+    dialogues, report = load("realpersonachat", REAL_RPC)
     assert [d.id for d in dialogues] == ["realpersonachat-00001", "realpersonachat-00002", "realpersonachat-00003"]
     assert report.num_skipped == 0
     for d in dialogues:
