@@ -25,12 +25,7 @@ from jmoshi_augment.augment.types import MAIN, OTHER, TokenizedDialogue
 from jmoshi_augment.augment.formats.verify import verify_path
 from jmoshi_augment.errors import JmoshiError
 
-from token_helpers import rendered, train_tiny_sp
-
-
-@pytest.fixture(scope="module")
-def sp(tmp_path_factory):
-    return train_tiny_sp(tmp_path_factory.mktemp("sp") / "tiny.model")
+from token_helpers import rendered
 
 
 def tokenized(rid: str, t: int = 15, a_channel: int = MAIN, n_q: int = 8, seed: int = 0) -> TokenizedDialogue:

@@ -19,7 +19,6 @@ from jmoshi_augment.augment.run.run_report import unit_path
 from jmoshi_augment.cli import app
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import load_recipe
-from token_helpers import train_tiny_sp
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "recipes/sample.yaml"
@@ -116,10 +115,8 @@ def faults(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def recipe_for(tmp_path_factory):
+def recipe_for(sp_path):
     """Two dialogues, one per unit, written as wav + alignments + manifest + token tar shards."""
-    sp_path = tmp_path_factory.mktemp("sp") / "tiny.model"
-    train_tiny_sp(sp_path)
 
     def make(out: Path, **sets):
         return load_recipe(SAMPLE, {

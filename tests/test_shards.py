@@ -18,8 +18,6 @@ from jmoshi_augment.augment.formats.verify import verify_files, verify_path
 from jmoshi_augment.cli import app
 from jmoshi_augment.errors import JmoshiError
 
-from token_helpers import train_tiny_sp
-
 
 def item(rid: str, t: int = 20, n_q: int = 8, seed: int = 0, sp=None) -> TokenizedDialogue:
     rng = np.random.default_rng(seed)
@@ -35,11 +33,6 @@ def item(rid: str, t: int = 20, n_q: int = 8, seed: int = 0, sp=None) -> Tokeniz
         meta={"id": rid, "dialogue_id": rid.split("-main")[0], "corpus": "corp", "speaker_map": {"main": "A", "other": "B"},
               "a_channel": 0, "n_q": n_q, "num_samples": t * 1920, "dropped_tokens": 0},
     )
-
-
-@pytest.fixture(scope="module")
-def sp(tmp_path_factory):
-    return train_tiny_sp(tmp_path_factory.mktemp("sp") / "tiny.model")
 
 
 def test_round_trip_keeps_arrays_dtypes_and_meta(tmp_path):
@@ -143,9 +136,7 @@ def test_verify_with_the_tokenizer_flags_byte_fallback_pieces(tmp_path, sp):
     assert [p.message for p in problems] == ["text holds 1 byte-fallback piece(s)"]
 
 
-def test_cli_inspect_prints_frames_without_word_marks_and_decodes(tmp_path, sp):
-    sp_path = tmp_path / "sp.model"
-    sp_path.write_bytes(sp.serialized_model_proto())
+def test_cli_inspect_prints_frames_without_word_marks_and_decodes(tmp_path, sp, sp_path):
     shard = write_tar_shard(tmp_path / "s.tar", [item("a-1", 12, sp=sp), item("b-1", 12, seed=1, sp=sp)])
     runner = CliRunner()
     res = runner.invoke(app, ["shards", "inspect", str(shard), "--key", "b-1", "--tokenizer", str(sp_path)])

@@ -156,18 +156,14 @@ def test_a_larger_limit_extends_the_run_and_redoes_a_short_last_unit(tmp_path):
     assert again.units_resumed == 2 and again.units_done == 0
 
 
-def test_killed_token_run_resumes_to_identical_shards(tmp_path):
+def test_killed_token_run_resumes_to_identical_shards(tmp_path, sp_path):
     """tar + J-Moshi parquet with the local executor: a unit lost to a kill is redone and every
     shard ends byte-identical to an uninterrupted run (random-weight Mimi, tiny tokenizer)."""
-    from token_helpers import train_tiny_sp
-
-    train_tiny_sp(tmp_path / "sp.model")
-
     def run(name):
         recipe = load_recipe(ROOT / "recipes/sample.yaml", {
             "corpus.limit": 2, "output.shard_size": 1, "output.dir": str(tmp_path / name), "workers": 1,
             "output.formats": ["tar", "jmoshi"], "models.random_weights": True,
-            "models.text_tokenizer": str(tmp_path / "sp.model"), "tokenize.device": "cpu",
+            "models.text_tokenizer": str(sp_path), "tokenize.device": "cpu",
         })
         return run_synth(recipe, progress=False)
 

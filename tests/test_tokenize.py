@@ -11,14 +11,9 @@ from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import TokenizeConfig
 
-from token_helpers import rendered, train_tiny_sp, varied_mimi
+from token_helpers import rendered, varied_mimi
 
 P, E = 3, 0  # padding, end of padding
-
-
-@pytest.fixture(scope="module")
-def sp(tmp_path_factory):
-    return train_tiny_sp(tmp_path_factory.mktemp("sp") / "tiny.model")
 
 
 @pytest.fixture(scope="module")
