@@ -19,7 +19,7 @@ import numpy as np
 
 from jmoshi_augment.augment.text.script import normalize_text, split_sentences, to_words
 from jmoshi_augment.augment.speech.tts import get_backend
-from jmoshi_augment.augment.speech.tts.openjtalk import _pyopenjtalk
+from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
 from jmoshi_augment.augment.types import Segment
 from jmoshi_augment.recipe import TTSConfig
 
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--dialogues", type=int, default=20)
     args = ap.parse_args()
 
-    pyopenjtalk = _pyopenjtalk()
+    pyopenjtalk = load_pyopenjtalk()
     backend = get_backend("openjtalk")
     voices = TTSConfig().voices  # the recipe defaults: two voices with different speed and pitch
     texts = sentences(args.dialogues)
