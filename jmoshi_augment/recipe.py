@@ -87,7 +87,7 @@ class ScriptConfig(_Section):
     # White 1989), at clause ends and after sentence-final particles such as ね. The rate is per
     # eligible point inside the partner's turn (see script.backchannel_anchors); the default lands
     # near the human figure of 6.7 backchannel overlaps per minute measured on J-Moshi's
-    # resynthesised dialogues (DESIGN.md). うん dominates casual talk, はい/ええ polite talk.
+    # resynthesised dialogues (docs/turn-taking.md). うん dominates casual talk, はい/ええ polite talk.
     backchannel_rate: float = Field(0.45, ge=0, le=1, description="Probability of an aizuchi at an eligible point.")
     backchannels_casual: dict[str, float] = Field(
         {"うん": 6, "うんうん": 2, "へー": 2, "そうなんだ": 1, "なるほど": 1, "ああ": 1, "ほんと": 1},
@@ -105,7 +105,7 @@ class ScriptConfig(_Section):
 class TimingConfig(_Section):
     # Japanese speaker changes centre on 0 ms (Stivers et al. 2009: +7 ms for answers to yes/no
     # questions; Dingemanse & Liesenfeld 2022: CallFriend Japanese peaks just above 0). J-Moshi's
-    # human reference has 30 % of speaker changes overlapped (DESIGN.md); Heldner & Edlund 2010
+    # human reference has 30 % of speaker changes overlapped (docs/turn-taking.md); Heldner & Edlund 2010
     # report ~40 % in European corpora.
     # The planner's share is lower than the target because aizuchi placed inside the partner's
     # speech add overlapped speaker changes of their own: with these defaults the sample run
@@ -171,7 +171,7 @@ class TTSConfig(_Section):
 # --------------------------------------------------------------------- candidates (best of N)
 class CandidatesConfig(_Section):
     """Best of N (augment/candidates.py). J-Moshi-ext reportedly rendered 10 candidates per
-    dialogue with different seeds and kept the lowest ASR error (secondary source, notes §2.3)."""
+    dialogue with different seeds and kept the lowest ASR error (secondary source, docs/method.md)."""
 
     n: int = Field(1, ge=1, le=64, description="Renderings per dialogue with different seeds; 1 = no selection.")
     turn_taking: float = Field(1.0, ge=0, description="Weight of the distance of realised turn-taking from the target.")

@@ -92,7 +92,7 @@ def test_corpus_text_itself_passes(name, path):
 
 
 def test_the_jmoshi_ext_demo_rewrite_passes():
-    # Japanese Daily Dialogue 1-0679 and J-Moshi-ext's demo text for it (DESIGN.md)
+    # Japanese Daily Dialogue 1-0679 and J-Moshi-ext's demo text for it (docs/method.md)
     original = dialogue(turns=(("A", "引っ越しをしたそうですね。"), ("B", "はい。つい先週末に引っ越しました。")))
     demo = (("A", "引っ越ししたんですよね？"), ("B", "あ、はい！先週の週末に引っ越したばかりなんです。"))
     assert verdict(demo, original).ok

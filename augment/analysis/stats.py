@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 # J-Moshi's five Mimi-resynthesised human dialogues (100 s in all), measured with an energy
-# detector (DESIGN.md, "A human reference measured here"). The synthetic audio of J-Moshi-ext's
+# detector (docs/turn-taking.md, "The human reference"). The synthetic audio of J-Moshi-ext's
 # multi-stream TTS scored 25 IPUs/min, 13 % overlapped changes and 0 backchannel overlaps/min.
 HUMAN_REFERENCE: dict[str, float] = {
     "ipus_per_min": 47.0,

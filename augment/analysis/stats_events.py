@@ -1,8 +1,8 @@
 """Turn-taking statistics of stereo dialogue audio: the numbers the J-Moshi paper family compares
 models with human dialogue on, for our synthetic data, real recordings and chat sessions.
 
-Events follow dGSLM (Nguyen et al. 2023, TACL) as summarised in
-``shared/notes/turn-taking-literature.md`` §5a/§6, on per-channel voice activity (:mod:`.vad`):
+Events follow dGSLM (Nguyen et al. 2023, TACL) as described for users in ``docs/turn-taking.md``
+("Events"), on per-channel voice activity (:mod:`.vad`):
 
 - **IPU** (inter-pausal unit): one channel's speech with internal silences < 200 ms bridged;
 - **pause**: mutual silence between IPUs of the same speaker;
@@ -61,8 +61,8 @@ OVERLAP_KINDS = {BETWEEN: "between", WITHIN: "within", OTHER: "other"}
 @dataclass(frozen=True)
 class StatsOptions:
     vad: VadOptions = field(default_factory=VadOptions)
-    ipu_silence: Seconds = 0.2  # dGSLM's IPU rule; the literature uses 50 ms to 1 s (notes §4)
-    backchannel_max: Seconds = 1.0  # Ekstedt & Skantze 2022's heuristic (notes §2)
+    ipu_silence: Seconds = 0.2  # dGSLM's IPU rule; the literature uses 50 ms to 1 s (docs/turn-taking.md)
+    backchannel_max: Seconds = 1.0  # Ekstedt & Skantze 2022's heuristic (docs/turn-taking.md)
     backchannel_inside: float = 0.5  # share of the unit inside the partner's speech
     lapse: Seconds = 1.0  # gaps longer than this are lapses (Jefferson's ~1 s standard maximum)
     long_silence: Seconds = 0.25  # shift/hold share at silences above this (Inoue et al. 2024)

@@ -77,7 +77,7 @@ def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += [
         "",
-        "Human reference: J-Moshi's five Mimi-resynthesised human dialogues (DESIGN.md). Events as in "
+        "Human reference: J-Moshi's five Mimi-resynthesised human dialogues (docs/turn-taking.md). Events as in "
         "dGSLM: IPUs bridge silences < 200 ms; a gap is a silence at a speaker change, a pause one within "
         "a turn; an overlapped speaker change is an overlap whose sides have different speakers; a "
         "backchannel is an IPU ≤ 1 s at least half inside the partner's speech, the partner keeping the floor.",

@@ -181,7 +181,7 @@ def turn_taking_html(sets: dict[str, list[DialogueStats]], summaries: dict[str, 
     note = ("Measured with the energy detector of <code>jmoshi-augment stats</code> (dGSLM events). "
             f"<b>{esc(PLAN)}</b>: the planner's own event counts per minute and the recipe's "
             "<code>timing.overlap_prob</code>; <b>human reference</b>: J-Moshi's five Mimi-resynthesised "
-            "human dialogues (DESIGN.md). Add another run or real recordings with <code>--compare</code>.")
+            "human dialogues (docs/turn-taking.md). Add another run or real recordings with <code>--compare</code>.")
     return (f'<section id="turn-taking"><h2>Turn-taking</h2><p class="note">{note}</p>'
             f'<div class="plots">{bars}</div><div class="plots">{hists}</div>'
             f"<details><summary>All metrics</summary>{metrics_table(columns)}</details></section>")

@@ -1,7 +1,7 @@
 """Best of N: render a dialogue with N seeds, score every candidate, keep the best.
 
 J-Moshi-ext reportedly generated 10 candidates per dialogue with different TTS seeds and kept the
-one with the lowest ASR error (notes/jmoshi-method.md §2.3, secondary source). A neural TTS that
+one with the lowest ASR error (docs/method.md, "Best of N"; a secondary source). A neural TTS that
 chooses its own timing can also drift from the turn-taking we want, so scoring is pluggable:
 
 - :class:`TurnTakingScorer`: distance of the realised turn-taking (the energy detector of

@@ -6,7 +6,7 @@ multi-speaker checkpoints and ``<break time="0.4s"/>`` for pauses. Its state mac
 word whenever the model predicts "new word", so, as with J-Moshi's MS-TTS, the model sets the
 timing and each word's step comes back in ``TTSResult.all_transcripts``.
 
-Checkpoints (notes §6): Kyutai's public ones speak English/French only; a Japanese one is your
+Checkpoints (docs/method.md): Kyutai's public ones speak English/French only; a Japanese one is your
 own. Voices: precomputed speaker embeddings (``.safetensors`` with ``speaker_wavs``) on
 checkpoints with a ``speaker_wavs`` conditioner, else an audio prefix (a wav; stereo for
 ``multistream`` checkpoints) prepended and cut from the output. Output: ``multistream``

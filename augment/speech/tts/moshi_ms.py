@@ -2,7 +2,7 @@
 
 The checkpoint is a Moshi network with 8 Mimi codebooks per speaker in its Depth Transformer
 (``n_q = dep_q = 16``), trained on one merged text stream (token 1 before a main-speaker turn, 2
-before an other-speaker turn, padding 3, end-of-padding 0; notes/jmoshi-method.md §2.3). This
+before an other-speaker turn, padding 3, end-of-padding 0; docs/method.md). This
 backend writes our spoken script into that stream, lets :class:`~.ms_decode.ForcedDecoder` keep the
 model's own pads and force everything else, and turns the result back into the pipeline's
 :class:`RenderedDialogue`: channel 0 decoded from the main speaker's codebooks, channel 1 from the
