@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from jmoshi_augment.augment.types import Segment, SpokenScript, Word
+from jmoshi_augment.constants import SAMPLE_RATE
 from runtime_helpers import TINY_LM, speech_like, train_tokenizer
 
 MS_LM = dict(TINY_LM, n_q=16, dep_q=16, context=200)
@@ -62,7 +63,7 @@ def write_prompt(path: Path, seconds: float = 0.48, channels: int = 2) -> Path:
     import soundfile as sf
 
     data = np.stack([speech_like(seconds, seed=1 + c) for c in range(channels)], axis=1)
-    sf.write(str(path), data if channels > 1 else data[:, 0], 24000)
+    sf.write(str(path), data if channels > 1 else data[:, 0], SAMPLE_RATE)
     return path
 
 

@@ -10,15 +10,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from jmoshi_augment.constants import FRAME_SIZE, MIMI_CARDINALITY, SAMPLE_RATE, TEXT_IDS
 from token_helpers import train_sp
 
 TINY_LM = {
     "dim": 32,
     "text_card": 256,
-    "existing_text_padding_id": 3,
+    "existing_text_padding_id": TEXT_IDS.pad,
     "n_q": 16,
     "dep_q": 8,
-    "card": 2048,
+    "card": MIMI_CARDINALITY,
     "num_heads": 2,
     "num_layers": 2,
     "hidden_scale": 2,
@@ -91,7 +93,7 @@ def make_tiny_model_dir(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def speech_like(seconds: float, sample_rate: int = 24000, seed: int = 0) -> np.ndarray:
+def speech_like(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
     """A deterministic voiced-ish signal (harmonics with a syllable envelope): real frames, not zeros."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate)) / sample_rate
@@ -128,7 +130,7 @@ def tiny_model():
     return _CACHE["model"]
 
 
-def ogg_pages(pcm: np.ndarray, frame: int = 1920, sample_rate: int = 24000) -> list[bytes]:
+def ogg_pages(pcm: np.ndarray, frame: int = FRAME_SIZE, sample_rate: int = SAMPLE_RATE) -> list[bytes]:
     """Encode audio the way a client does: one continuous Ogg-Opus stream, one chunk per frame."""
     import sphn
 

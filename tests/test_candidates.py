@@ -19,10 +19,11 @@ from jmoshi_augment.augment.run.candidates import (
     select_best,
 )
 from jmoshi_augment.augment.types import AlignedWord, Placement, RenderedDialogue, Timeline
+from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from ms_helpers import make_ms_model_dir, tiny_script, write_prompt
 
-SR = 24000
+SR = SAMPLE_RATE
 
 
 def dialogue(spans, dur=8.0, words=(), name="x", seed=None) -> RenderedDialogue:

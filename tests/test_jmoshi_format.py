@@ -23,6 +23,7 @@ from jmoshi_augment.augment.formats.shards import read_tar_shard, write_tar_shar
 from jmoshi_augment.augment.tokens.text_tokens import place_text_tokens
 from jmoshi_augment.augment.types import MAIN, OTHER, TokenizedDialogue
 from jmoshi_augment.augment.formats.verify import verify_path
+from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE, MIMI_CARDINALITY, SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 
 from token_helpers import rendered
@@ -32,16 +33,16 @@ def tokenized(rid: str, t: int = 15, a_channel: int = MAIN, n_q: int = 8, seed: 
     rng = np.random.default_rng(seed)
     text = rng.integers(0, 400, (2, t)).astype(np.int32)
     return TokenizedDialogue(
-        id=rid, codes=rng.integers(0, 2048, (2, n_q, t)).astype(np.int16), text=text, duration=t * 0.08,
-        meta={"id": rid, "a_channel": a_channel, "n_q": n_q, "num_samples": t * 1920},
+        id=rid, codes=rng.integers(0, MIMI_CARDINALITY, (2, n_q, t)).astype(np.int16), text=text, duration=t / FRAME_RATE,
+        meta={"id": rid, "a_channel": a_channel, "n_q": n_q, "num_samples": t * FRAME_SIZE},
     )
 
 
 def tokenize_without_mimi(r, sp, n_q: int = 8, seed: int = 0) -> TokenizedDialogue:
     """tokenize_dialogues' text half with made-up codes (Mimi is tested in test_tokenize)."""
-    t = -(-r.audio.shape[1] // 1920)
+    t = -(-r.audio.shape[1] // FRAME_SIZE)
     text = np.stack([place_text_tokens([(w.word, w.start, w.end) for w in r.channel_words(ch)], sp, t)[0] for ch in (MAIN, OTHER)])
-    codes = np.random.default_rng(seed).integers(0, 2048, (2, n_q, t)).astype(np.int16)
+    codes = np.random.default_rng(seed).integers(0, MIMI_CARDINALITY, (2, n_q, t)).astype(np.int16)
     meta = {"id": r.id, "a_channel": r.a_channel, "num_samples": r.audio.shape[1], "n_q": n_q}
     return TokenizedDialogue(r.id, codes, text, r.duration, meta)
 
@@ -66,7 +67,7 @@ def test_wav_puts_speaker_a_left_and_word_list_uses_a_b_labels(tmp_path):
     wav = write_jmoshi_dialogue(tmp_path, r)
     assert wav == tmp_path / "audio" / "corp-3-mainB.wav"
     audio, rate = sf.read(wav, dtype="float32")
-    assert rate == 24000 and audio.shape == (r.audio.shape[1], 2)
+    assert rate == SAMPLE_RATE and audio.shape == (r.audio.shape[1], 2)
     np.testing.assert_allclose(audio[:, 0], r.audio[OTHER], atol=1 / 32767)  # A = the other channel here
     np.testing.assert_allclose(audio[:, 1], r.audio[MAIN], atol=1 / 32767)
     words = json.loads((tmp_path / "text" / "corp-3-mainB.json").read_text(encoding="utf-8"))

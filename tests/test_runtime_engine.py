@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime.engine import NO_TEXT, BatchStepper, Engine, SamplingOptions
 from runtime_helpers import speech_like, tiny_model
@@ -17,8 +18,8 @@ N_FRAMES = 8
 
 
 def _frames(seed: int) -> list[np.ndarray]:
-    x = speech_like(N_FRAMES * 0.08, seed=seed)
-    return [x[i * 1920 : (i + 1) * 1920] for i in range(N_FRAMES)]
+    x = speech_like(N_FRAMES / FRAME_RATE, seed=seed)
+    return [x[i * FRAME_SIZE : (i + 1) * FRAME_SIZE] for i in range(N_FRAMES)]
 
 
 def _single(model, frames) -> tuple[np.ndarray, list[int]]:
@@ -48,7 +49,7 @@ def test_batched_sessions_equal_independent_single_sessions():
             if ia < N_FRAMES and step not in (3, 4):
                 pcm[0], active[0] = a[ia], True
             if step < 2:  # a previous occupant of slot 2
-                pcm[2], active[2] = speech_like(0.08, seed=9), True
+                pcm[2], active[2] = speech_like(1 / FRAME_RATE, seed=9), True
             if step == 2:
                 stepper.reset([2])
             if step >= 2 and ib < N_FRAMES:
@@ -124,5 +125,5 @@ def test_engine_thread_serves_sessions_and_reports_busy():
         s3 = engine.open_session(lambda out: None)  # the freed slot is reusable
         assert s3 is not None and s3.slot == s0.slot
     assert [o.index for o in got[0]] == [0, 1, 2, 3]
-    np.testing.assert_array_equal(np.concatenate([o.user_pcm for o in got[0]]), x0[:4 * 1920])
-    assert got[0][1].pcm.shape == (1920,)
+    np.testing.assert_array_equal(np.concatenate([o.user_pcm for o in got[0]]), x0[:4 * FRAME_SIZE])
+    assert got[0][1].pcm.shape == (FRAME_SIZE,)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from jmoshi_augment.constants import FRAME_SIZE
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime.models import load_lm, load_model, normalise_state_dict
 from runtime_helpers import TINY_LM, tiny_model, tiny_model_dir
@@ -40,7 +41,7 @@ def _old_layout(state: dict, dep_q: int) -> dict:
 def test_loads_the_j_moshi_folder_layout():
     model = tiny_model()
     assert model.lm.dep_q == 8 and model.lm.text_card == model.text_tokenizer.vocab_size()
-    assert model.mimi.num_codebooks == 8 and model.frame_size == 1920
+    assert model.mimi.num_codebooks == 8 and model.frame_size == FRAME_SIZE
     reference = load_file(str(tiny_model_dir() / "model.safetensors"))
     torch.testing.assert_close(model.lm.state_dict()["linears.3.weight"], reference["linears.3.weight"])
 

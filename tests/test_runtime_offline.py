@@ -7,6 +7,7 @@ import soundfile
 from typer.testing import CliRunner
 
 from jmoshi_augment.cli import app
+from jmoshi_augment.constants import FRAME_SIZE, SAMPLE_RATE
 from runtime_helpers import speech_like, tiny_model_dir
 
 
@@ -18,10 +19,10 @@ def test_offline_chat_writes_aligned_stereo_of_the_input_length(tmp_path):
                                       str(tmp_path / "in.wav"), "--output", str(out)])
     assert result.exit_code == 0, result.output
     data, sr = soundfile.read(out)
-    assert sr == 24000 and data.shape == (12000, 2)  # 0.5 s at 24 kHz, not rounded up to frames
-    assert np.abs(data[:1920, 0]).max() == 0  # the acoustic delay: the model's first frame is silent
-    assert np.abs(data[1920:, 0]).max() > 0
-    assert np.corrcoef(data[:, 1], np.interp(np.arange(12000) / 24000, np.arange(8000) / 16000, x))[0, 1] > 0.9
+    assert sr == SAMPLE_RATE and data.shape == (SAMPLE_RATE // 2, 2)  # 0.5 s at 24 kHz, not rounded up to frames
+    assert np.abs(data[:FRAME_SIZE, 0]).max() == 0  # the acoustic delay: the model's first frame is silent
+    assert np.abs(data[FRAME_SIZE:, 0]).max() > 0
+    assert np.corrcoef(data[:, 1], np.interp(np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE, np.arange(8000) / 16000, x))[0, 1] > 0.9
     assert "real-time factor" in result.output
     assert not list(tmp_path.glob("*.tmp-*"))
 

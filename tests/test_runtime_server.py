@@ -12,6 +12,7 @@ import soundfile
 import sphn
 from aiohttp import web
 
+from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from jmoshi_augment.runtime import protocol
 from jmoshi_augment.runtime.engine import Engine, SamplingOptions
 from jmoshi_augment.runtime.protocol import MessageKind
@@ -39,12 +40,12 @@ async def running_server(options: ServerOptions, slots: int = 2):
 
 async def talk(ws, pcm: np.ndarray, *, expect_frames: int, timeout: float = 120) -> tuple[np.ndarray, str]:
     """Send audio as Ogg-Opus pages; collect the decoded reply until ``expect_frames`` frames came."""
-    reader = sphn.OpusStreamReader(24000)
+    reader = sphn.OpusStreamReader(SAMPLE_RATE)
     for page in ogg_pages(pcm):
         await ws.send_bytes(protocol.audio(page))
     got, text = [], []
     async with asyncio.timeout(timeout):
-        while sum(x.size for x in got) < expect_frames * 1920:
+        while sum(x.size for x in got) < expect_frames * FRAME_SIZE:
             msg = await ws.receive()
             assert msg.type == aiohttp.WSMsgType.BINARY, msg
             m = protocol.Message.decode(msg.data)
@@ -75,10 +76,10 @@ def test_two_clients_each_get_their_stream_and_a_third_is_told_busy(tmp_path):
             assert busy.data[0] == MessageKind.ERROR and busy.data[1:].decode().startswith("busy: all 2")
             assert (await c.receive()).type == aiohttp.WSMsgType.CLOSE and c.close_code == BUSY_CLOSE_CODE
             (pa, _), (pb, _) = await asyncio.gather(
-                talk(a, speech_like(N_FRAMES * 0.08, seed=1), expect_frames=N_FRAMES - 1),
-                talk(b, speech_like(N_FRAMES * 0.08, seed=2), expect_frames=N_FRAMES - 1),
+                talk(a, speech_like(N_FRAMES / FRAME_RATE, seed=1), expect_frames=N_FRAMES - 1),
+                talk(b, speech_like(N_FRAMES / FRAME_RATE, seed=2), expect_frames=N_FRAMES - 1),
             )
-            assert pa.size >= (N_FRAMES - 1) * 1920 and pb.size >= (N_FRAMES - 1) * 1920
+            assert pa.size >= (N_FRAMES - 1) * FRAME_SIZE and pb.size >= (N_FRAMES - 1) * FRAME_SIZE
             assert np.abs(pa).max() > 0
             await a.close()
             await b.close()
@@ -90,8 +91,8 @@ def test_two_clients_each_get_their_stream_and_a_third_is_told_busy(tmp_path):
         wavs = sorted((tmp_path / "rec").glob("*.wav"))
         assert len(wavs) == 2 and not list((tmp_path / "rec").glob("*.tmp-*"))
         data, sr = soundfile.read(wavs[0])
-        assert sr == 24000 and data.shape[1] == 2 and data.shape[0] >= (N_FRAMES - 1) * 1920
-        assert data.shape[0] % 1920 == 0
+        assert sr == SAMPLE_RATE and data.shape[1] == 2 and data.shape[0] >= (N_FRAMES - 1) * FRAME_SIZE
+        assert data.shape[0] % FRAME_SIZE == 0
         assert np.abs(data[:, 1]).max() > 0.01  # the user's channel holds the user's audio
 
     asyncio.run(main())
@@ -107,8 +108,8 @@ def test_bad_input_is_contained_to_its_client():
             await good.send_bytes(b"")
             await good.send_str("not binary")
             await good.send_bytes(protocol.Message(MessageKind.PING).encode())
-            pcm, _ = await talk(good, speech_like(4 * 0.08, seed=3), expect_frames=3)
-            assert pcm.size >= 3 * 1920
+            pcm, _ = await talk(good, speech_like(4 / FRAME_RATE, seed=3), expect_frames=3)
+            assert pcm.size >= 3 * FRAME_SIZE
 
             bad = await http.ws_connect(url + "/api/chat")
             await handshake(bad)
@@ -131,8 +132,8 @@ def test_bad_input_is_contained_to_its_client():
             rude._response.connection.transport.abort()
             await rude.close()
 
-            pcm, _ = await talk(good, speech_like(3 * 0.08, seed=5), expect_frames=3)
-            assert pcm.size >= 3 * 1920  # the well-behaved client kept being served
+            pcm, _ = await talk(good, speech_like(3 / FRAME_RATE, seed=5), expect_frames=3)
+            assert pcm.size >= 3 * FRAME_SIZE  # the well-behaved client kept being served
             for _ in range(100):
                 if engine.active_sessions == 1:
                     break

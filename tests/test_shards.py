@@ -16,22 +16,23 @@ from jmoshi_augment.augment.formats.shards import read_tar_shard, shard_key, wri
 from jmoshi_augment.augment.types import TokenizedDialogue
 from jmoshi_augment.augment.formats.verify import verify_files, verify_path
 from jmoshi_augment.cli import app
+from jmoshi_augment.constants import FRAME_SIZE, MIMI_CARDINALITY, SAMPLE_RATE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 
 
 def item(rid: str, t: int = 20, n_q: int = 8, seed: int = 0, sp=None) -> TokenizedDialogue:
     rng = np.random.default_rng(seed)
-    text = np.full((2, t), 3, np.int32)
+    text = np.full((2, t), TEXT_IDS.pad, np.int32)
     if sp is not None:
-        text[0, 2], text[0, 3] = 0, sp.piece_to_id("天気")
-        text[1, 5], text[1, 6] = 0, sp.piece_to_id("こんにちは")
+        text[0, 2], text[0, 3] = TEXT_IDS.end_of_padding, sp.piece_to_id("天気")
+        text[1, 5], text[1, 6] = TEXT_IDS.end_of_padding, sp.piece_to_id("こんにちは")
     return TokenizedDialogue(
         id=rid,
-        codes=rng.integers(0, 2048, (2, n_q, t)).astype(np.int16),
+        codes=rng.integers(0, MIMI_CARDINALITY, (2, n_q, t)).astype(np.int16),
         text=text,
-        duration=t * 1920 / 24000,
+        duration=t * FRAME_SIZE / SAMPLE_RATE,
         meta={"id": rid, "dialogue_id": rid.split("-main")[0], "corpus": "corp", "speaker_map": {"main": "A", "other": "B"},
-              "a_channel": 0, "n_q": n_q, "num_samples": t * 1920, "dropped_tokens": 0},
+              "a_channel": 0, "n_q": n_q, "num_samples": t * FRAME_SIZE, "dropped_tokens": 0},
     )
 
 
@@ -117,15 +118,15 @@ def test_verify_accepts_good_shards_and_reports_each_problem(tmp_path):
     assert report.problems == [] and report.files == 1 and report.dialogues == 2
 
     wrong_len, big_text, big_code = item("c-1"), item("d-1"), item("e-1")
-    wrong_len.meta["num_samples"] = 30 * 1920  # audio of 30 frames, streams of 20
+    wrong_len.meta["num_samples"] = 30 * FRAME_SIZE  # audio of 30 frames, streams of 20
     big_text.text[1, 4] = 999
-    big_code.codes[0, 2, 3], big_code.codes[1, 0, 0] = 2048, 0
+    big_code.codes[0, 2, 3], big_code.codes[1, 0, 0] = MIMI_CARDINALITY, 0
     bad = write_tar_shard(tmp_path / "bad.tar", [wrong_len, big_text, big_code])
     problems = {p.item: p.message for p in verify_path(bad, vocab_size=400)}
     assert problems == {
         "c-1": "20 frames, but 1.600 s of audio gives 30",
         "d-1": "text ids span [3, 999], outside [0, 400)",
-        "e-1": "code ids span [0, 2048], outside [0, 2048)",
+        "e-1": f"code ids span [0, {MIMI_CARDINALITY}], outside [0, {MIMI_CARDINALITY})",
     }
 
 
@@ -152,7 +153,7 @@ def test_cli_inspect_prints_frames_without_word_marks_and_decodes(tmp_path, sp, 
     res = runner.invoke(app, ["shards", "inspect", str(shard), "--decode", str(wav), "--random-mimi"])
     assert res.exit_code == 0, res.output
     audio, rate = sf.read(wav)
-    assert rate == 24000 and audio.shape == (12 * 1920, 2)
+    assert rate == SAMPLE_RATE and audio.shape == (12 * FRAME_SIZE, 2)
 
 
 def test_cli_inspect_errors(tmp_path):

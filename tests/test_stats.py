@@ -24,9 +24,10 @@ from jmoshi_augment.augment.analysis.stats import (
     write_stats_report,
 )
 from jmoshi_augment.augment.analysis.vad import VadOptions
+from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 
-SR = 24_000
+SR = SAMPLE_RATE
 TOL = 0.02  # seconds
 
 

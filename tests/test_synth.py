@@ -12,6 +12,7 @@ import soundfile as sf
 from jmoshi_augment.augment.run.pipeline import run_synth
 from jmoshi_augment.augment.run.run_report import unit_path
 from jmoshi_augment.augment.formats.wav_format import read_alignments
+from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import load_recipe
 
@@ -44,8 +45,8 @@ def test_outputs_exist_and_are_stereo_24k(run):
     assert sorted(p.name for p in (run / "units").iterdir()) == [f"unit-{k:05d}.json" for k in range(3)]
     for e in entries:
         info = sf.info(run / e["path"])
-        assert info.channels == 2 and info.samplerate == 24_000 and info.subtype == "PCM_16"
-        assert abs(info.frames / 24_000 - e["duration"]) < 0.01
+        assert info.channels == 2 and info.samplerate == SAMPLE_RATE and info.subtype == "PCM_16"
+        assert abs(info.frames / SAMPLE_RATE - e["duration"]) < 0.01
 
 
 def test_speech_where_alignments_say_and_silence_elsewhere(run):

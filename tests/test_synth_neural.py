@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from jmoshi_augment.augment.run.pipeline import run_synth
+from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import parse_recipe
 from ms_helpers import make_ms_model_dir, write_prompt
@@ -49,7 +50,7 @@ def test_synth_with_the_multistream_backend(setup):
     assert len(entries) == 2 and not summary.report["rejected"]
     for e in entries:
         info = sf.info(out / e["path"])
-        assert info.channels == 2 and info.samplerate == 24_000
+        assert info.channels == 2 and info.samplerate == SAMPLE_RATE
         words = json.loads((out / e["path"]).with_suffix(".json").read_text())["alignments"]
         assert {w[2] for w in words} <= {"SPEAKER_MAIN", "SPEAKER_OTHER"}
         assert all(0 <= w[1][0] <= e["duration"] for w in words)

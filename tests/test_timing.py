@@ -4,8 +4,9 @@ import numpy as np
 
 from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.text.script import make_script
-from jmoshi_augment.augment.speech.timing import MIN_PAUSE, plan_timeline
+from jmoshi_augment.augment.speech.timing import BACKCHANNEL_CLEARANCE, MIN_PAUSE, plan_timeline
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedSegment, WordTiming
+from jmoshi_augment.constants import MIX_PEAK_LIMIT
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import ScriptConfig, TimingConfig
 
@@ -63,7 +64,7 @@ def test_placements_respect_channels_pauses_and_backchannel_rules():
             spans[p.channel].append((p.offset, p.offset + rendered[p.segment].duration))
         for ch in spans:  # a channel never overlaps itself; sentences are separate IPUs
             s = sorted(spans[ch])
-            assert all(b[0] - a[1] >= min(MIN_PAUSE, 0.15) - 1e-9 for a, b in zip(s, s[1:]))
+            assert all(b[0] - a[1] >= min(MIN_PAUSE, BACKCHANNEL_CLEARANCE) - 1e-9 for a, b in zip(s, s[1:]))
         start = {p.segment: p.offset for p in tl.placements}
         for p in tl.placements:
             seg = script.segments[p.segment]
@@ -93,7 +94,7 @@ def test_mix_places_words_and_never_clips():
     tl = plan_timeline(script, rendered, TimingConfig(overlap_prob=0.9), "A", np.random.default_rng(2))
     out = mix(script, rendered, tl, loudness_dbfs=-3.0)  # loud target: the peak limiter must act
     assert out.audio.shape == (2, int(round(tl.duration * SAMPLE_RATE))) and out.audio.dtype == np.float32
-    assert np.abs(out.audio).max() <= 0.97 + 1e-6
+    assert np.abs(out.audio).max() <= MIX_PEAK_LIMIT + 1e-6
     assert out.speaker_map == {"main": "A", "other": "B"}
     assert [w.start for w in out.words] == sorted(w.start for w in out.words)
     for w in out.words:  # every aligned word sits on sound in its own channel

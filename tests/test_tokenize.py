@@ -8,12 +8,13 @@ import pytest
 from jmoshi_augment.augment.tokens.text_tokens import display_piece, place_text_tokens
 from jmoshi_augment.augment.tokens.tokenize import MimiEncoder, num_frames, tokenize_dialogues
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
+from jmoshi_augment.constants import FRAME_SIZE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import TokenizeConfig
 
 from token_helpers import rendered, varied_mimi
 
-P, E = 3, 0  # padding, end of padding
+P, E = TEXT_IDS.pad, TEXT_IDS.end_of_padding
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_display_piece_shows_no_word_boundary_marks(sp):
 # -------------------------------------------------------------------------------------- Mimi
 
 
-@pytest.mark.parametrize("n, t", [(1, 1), (1919, 1), (1920, 1), (1921, 2), (SAMPLE_RATE + 7, 13)])
+@pytest.mark.parametrize("n, t", [(1, 1), (FRAME_SIZE - 1, 1), (FRAME_SIZE, 1), (FRAME_SIZE + 1, 2), (SAMPLE_RATE + 7, 13)])
 def test_num_frames_is_ceil_of_samples_over_frame_size(n, t):
     assert num_frames(n) == t
 
@@ -123,7 +124,7 @@ def test_batched_encoding_equals_one_by_one_and_plain_mimi(mimi):
     single = MimiEncoder(mimi, n_q=8, batch_size=1, device="cpu").encode(audios)
     capped = MimiEncoder(mimi, n_q=8, batch_size=6, device="cpu", max_batch_seconds=3.0).encode(audios)
     for audio, b, s, c in zip(audios, batched, single, capped):
-        t = -(-audio.shape[1] // 1920)
+        t = -(-audio.shape[1] // FRAME_SIZE)
         assert b.shape == (2, 8, t) and b.dtype == np.int16
         np.testing.assert_array_equal(b, s)
         np.testing.assert_array_equal(b, c)

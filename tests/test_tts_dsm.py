@@ -9,6 +9,7 @@ import pytest
 
 from jmoshi_augment.augment.speech.tts.dsm import channel_spans, create, turn_script
 from jmoshi_augment.augment.types import MAIN, OTHER, AlignedWord
+from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
 from ms_helpers import MS_LM, make_ms_model_dir, save_lm, tiny_script, write_prompt
 
@@ -53,8 +54,8 @@ def test_turn_script_alternates_and_marks_breaks():
 
 def test_mono_output_is_split_at_turn_starts():
     words = [AlignedWord("a", 0.2, 0.5, MAIN), AlignedWord("b", 1.0, 1.3, OTHER), AlignedWord("c", 2.0, 2.2, MAIN)]
-    spans = channel_spans(words, [0, 1, 2], 24000 * 3)
-    assert spans == [(MAIN, 0, 24000), (OTHER, 24000, 48000), (MAIN, 48000, 72000)]
+    spans = channel_spans(words, [0, 1, 2], SAMPLE_RATE * 3)
+    assert spans == [(MAIN, 0, SAMPLE_RATE), (OTHER, SAMPLE_RATE, 2 * SAMPLE_RATE), (MAIN, 2 * SAMPLE_RATE, 3 * SAMPLE_RATE)]
 
 
 def test_multistream_dsm_renders_both_channels_with_word_times(backend):

@@ -21,11 +21,11 @@ from jmoshi_augment.augment.speech.tts.moshi_ms import (
 )
 from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, ForcedDecoder, hash_uniform, undelay
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
-from jmoshi_augment.constants import TEXT_IDS
+from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
 from ms_helpers import make_ms_model_dir, tiny_script, write_prompt
 
-HOP = 1920
+HOP = FRAME_SIZE
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +108,7 @@ def test_rendered_dialogue_shape_words_and_trim(backend, batched):
         # a word starts on the frame where its first piece was forced
         stream = out.meta["text_stream"]
         for w in out.words:
-            f = int(round(w.start * 12.5))
+            f = int(round(w.start * FRAME_RATE))
             assert stream[f] not in (0, TEXT_IDS.pad)
         # trimmed: no more than the tail after the last token, never before it
         last_token = max(i for i, t in enumerate(stream) if t not in (0, TEXT_IDS.pad))
