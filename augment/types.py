@@ -24,10 +24,11 @@ SegmentKind = Literal["speech", "backchannel"]
 
 @dataclass(frozen=True)
 class Word:
-    """One word of the spoken script (a UniDic short unit, or a filler/aizuchi)."""
+    """One word of the spoken script (a UniDic short unit, a rule-read stretch such as 5km or T,
+    or a filler/aizuchi). The reading is decided once, in the script, and every backend speaks it."""
 
     surface: str  # written form, as it appears in alignments and text tokens
-    reading: str  # katakana pronunciation
+    reading: str  # katakana pronunciation (ー for long vowels), e.g. 5km → ゴキロ
     morae: int
     pos: str = ""  # UniDic part of speech, e.g. "助詞-終助詞"; "フィラー" for inserted fillers
 
@@ -67,6 +68,9 @@ class SpokenScript:
     speakers: tuple[str, ...]  # corpus speaker labels in order of first appearance
     segments: tuple[Segment, ...]
     skipped: tuple[str, ...] = ()  # reasons for turns dropped by normalisation (counted in reports)
+    # (reason, count) of source characters not spoken: laughter, emoji, punctuation, ... Every
+    # other character of the source is in some word's surface (augment/text/normalize.py).
+    not_spoken: tuple[tuple[str, int], ...] = ()
     source_text: tuple[tuple[str, str], ...] = ()  # original (speaker, text) turns, for reports
 
     @property
@@ -143,7 +147,10 @@ class RenderedDialogue:
     planned: dict[str, int] = field(default_factory=dict)  # planner counts; {} when a model chose the timing
     skipped: tuple[str, ...] = ()  # script-stage skip reasons (counted in reports)
     source: tuple[tuple[str, str], ...] = ()  # the original (speaker, text) turns
-    script: tuple[tuple[str, str, str], ...] = ()  # (speaker, kind, text) per spoken segment
+    # (speaker, kind, text, ((surface, katakana reading), ...)) per spoken segment: the readings
+    # every backend was given
+    script: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = ()
+    not_spoken: tuple[tuple[str, int], ...] = ()  # source characters not spoken, by reason
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,7 +172,9 @@ def script_fields(script: SpokenScript) -> dict[str, Any]:
         "speakers": script.speakers,
         "skipped": script.skipped,
         "source": script.source_text,
-        "script": tuple((s.speaker, s.kind, s.text) for s in script.segments),
+        "script": tuple((s.speaker, s.kind, s.text, tuple((w.surface, w.reading) for w in s.words))
+                        for s in script.segments),
+        "not_spoken": script.not_spoken,
     }
 
 

@@ -90,13 +90,25 @@ class ScriptConfig(_Section):
     # resynthesised dialogues (docs/turn-taking.md). うん dominates casual talk, はい/ええ polite talk.
     backchannel_rate: float = Field(0.45, ge=0, le=1, description="Probability of an aizuchi at an eligible point.")
     backchannels_casual: dict[str, float] = Field(
-        {"うん": 6, "うんうん": 2, "へー": 2, "そうなんだ": 1, "なるほど": 1, "ああ": 1, "ほんと": 1},
+        {"うん": 6, "うんうん": 2, "へー": 2, "そうなんだ": 1, "なるほど": 1, "ああ": 1, "ほんと": 1, "そっか": 1},
         description="Aizuchi forms (weights) for a listener who speaks casually.",
     )
     backchannels_polite: dict[str, float] = Field(
-        {"はい": 5, "ええ": 2, "そうですね": 2, "へー": 1, "なるほど": 1},
+        {"はい": 5, "ええ": 2, "そうですね": 2, "はいはい": 1, "へー": 1, "なるほど": 1, "そうなんですね": 1},
         description="Aizuchi forms (weights) for a listener who uses です/ます.",
     )
+    # Varied forms: the form a listener just used is drawn with its weight times this for the next
+    # aizuchi. Listeners vary their tokens across a conversation (Maynard 1986 lists several forms
+    # in every conversation); 0.35 keeps うん the most common casual form while a run of identical
+    # はい becomes unlikely.
+    backchannel_repeat_weight: float = Field(0.35, gt=0, le=1, description="Weight factor of the form just used.")
+    # Register: Japanese speakers shift between です/ます and plain forms inside one conversation
+    # (Maynard 1991; Cook 2008), so a speaker counts as polite when a third of their sentence ends
+    # are です/ます, not only when all are; casual friends rarely reach that share.
+    polite_share: float = Field(0.34, gt=0, le=1, description="Share of polite sentence ends that makes a speaker polite.")
+    # Aizuchi come at phrase ends, not in the first words of a sentence (Maynard 1986: at
+    # grammatical completion points); a clause end counts after at least this many words.
+    anchor_min_words: int = Field(3, ge=1, description="Words a sentence must have before a clause end can take an aizuchi.")
     max_sentence_chars: int = Field(80, ge=10, description="Longer sentences are split at a comma or word boundary.")
     max_turn_chars: int = Field(600, ge=20, description="Longer turns are cut at a sentence end (counted as a skip reason).")
 

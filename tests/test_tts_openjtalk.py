@@ -57,9 +57,9 @@ def _morae(kana: str) -> int:
     return sum(1 for c in kana if ("ァ" <= c <= "ヺ" or c == "ー") and c not in _SMALL)
 
 
-def words_of(text: str) -> tuple[Word, ...]:
-    """UniDic short units (fugashi + unidic-lite) with punctuation glued to the word before, as
-    the spoken script makes them."""
+def unidic_words(text: str) -> tuple[Word, ...]:
+    """UniDic short units (fugashi + unidic-lite) with their isolated pronunciations and
+    punctuation glued to the word before."""
     import fugashi
 
     words: list[Word] = []
@@ -71,6 +71,15 @@ def words_of(text: str) -> tuple[Word, ...]:
         pron = tok.feature.pron if tok.feature.pron not in (None, "*") else tok.feature.kana
         words.append(Word(tok.surface, pron, _morae(pron), tok.feature.pos1))
     return tuple(words)
+
+
+def words_of(text: str) -> tuple[Word, ...]:
+    """The words as the spoken script makes them (UniDic units, readings as said in context)."""
+    from jmoshi_augment.augment.text.script import to_words
+
+    words = to_words(text)
+    assert "".join(w.surface for w in words) == text
+    return words
 
 
 def segment(text: str, words: tuple[Word, ...] | None = None) -> Segment:
@@ -142,6 +151,25 @@ def test_output_is_the_bare_pyopenjtalk_rendering_resampled_and_trimmed(backend)
     lag = int(np.argmax(correlate(ref, ours, mode="valid", method="fft")))
     piece = ref[lag : lag + len(ours)]
     assert np.corrcoef(piece, ours)[0, 1] > 0.9999
+
+
+def test_the_scripts_reading_is_what_is_spoken(backend):
+    """Where the script's reading differs from the front end's (UniDic says 明日 アス, OpenJTalk
+    アシタ; a lengthener 〜 it would read から), the backend says the script's reading: its audio
+    is the bare rendering of the katakana text, and every word is still timed."""
+    voice = VOICES[0]
+    for text, said in (("明日は雨が降るらしいので、", "アスは雨が降るらしいので、"), ("そうだね〜", "そうだネー")):
+        words = unidic_words(text) if "明日" in text else words_of(text)
+        assert words[-1].reading.endswith("ー") or words[0].reading == "アス"
+        out = backend.render([segment(text, words)], voice)[0]
+        check_rendered(segment(text, words), out)
+        assert all(t.end > t.start for t in out.words)
+        bare, sr = pyopenjtalk.tts(said, speed=voice.speed, half_tone=voice.half_tone)
+        ref = resample_poly(bare / 32768.0, 1, sr // SAMPLE_RATE)
+        lag = int(np.argmax(correlate(ref, out.audio, mode="valid", method="fft")))
+        assert np.corrcoef(ref[lag : lag + len(out.audio)], out.audio)[0, 1] > 0.9999
+        plain, _ = pyopenjtalk.tts(text, speed=voice.speed, half_tone=voice.half_tone)
+        assert abs(len(plain) / sr - len(bare) / sr) > 0.02  # the written form would sound different
 
 
 def test_rendering_is_deterministic(backend):

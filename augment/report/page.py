@@ -65,6 +65,7 @@ def summary_html(run: Any) -> str:
         ["wall time of the last run", f"{r['wall_seconds_this_run']} s" if "wall_seconds_this_run" in r else "–"],
     ]
     for key, label in (("planned_events", "planned"), ("skipped_turns", "skipped turns"),
+                       ("characters_not_spoken", "characters not spoken"),
                        ("skipped_corpus_rows", "skipped corpus rows"), ("filtered", "filtered out")):
         for k, v in (r.get(key) or {}).items():
             figures.append([f"{label}: {k}", v])

@@ -93,10 +93,11 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
 
         finalize_parquet_names(out_dir / "jmoshi" / "parquet")
-    planned, seconds, skips, rejected = Counter(), Counter(), Counter(), {}
+    planned, seconds, skips, rejected, not_spoken = Counter(), Counter(), Counter(), {}, Counter()
     for u in units:
         seconds.update(u["seconds"])
         skips.update(u["skips"])
+        not_spoken.update(u.get("not_spoken", {}))
         rejected.update(u["rejected"])
     for e in renderings:
         planned.update(e["planned"])
@@ -114,6 +115,8 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "rejected": rejected,
         "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
         "skipped_turns": dict(skips),
+        # source characters (augment/text/normalize.py) and those not spoken, by reason
+        "characters_not_spoken": {"source": sum(u.get("source_chars", 0) for u in units), **dict(not_spoken)},
         "skipped_corpus_rows": dict(load_report.skipped),
         "filtered": dict(filter_counts),
         "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),

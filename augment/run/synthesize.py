@@ -19,7 +19,7 @@ import numpy as np
 from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.speech.timing import plan_timeline
 from jmoshi_augment.augment.speech.tts import DialogueBackend, RenderFailed, TTSBackend, backend_kind
-from jmoshi_augment.augment.text.script import make_script
+from jmoshi_augment.augment.text.script import make_script, source_chars
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment, SpokenScript
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.errors import JmoshiError
@@ -45,6 +45,8 @@ class DialogueResult:
     rejected: str | None = None
     skips: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    not_spoken: dict[str, int] = field(default_factory=dict)  # source characters not spoken, by reason
+    source_chars: int = 0  # source characters, as augment/text/normalize.py counts them
 
 
 def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend | DialogueBackend) -> DialogueResult:
@@ -54,6 +56,8 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend 
     rng = dialogue_rng(recipe.seed, dialogue.id)
     script = make_script(dialogue, recipe.script, rng)
     result.skips = list(script.skipped)
+    result.not_spoken = dict(script.not_spoken)
+    result.source_chars = source_chars(script)
     t1 = time.perf_counter()
     result.seconds["script"] = t1 - t0
     if len(script.speakers) != 2:

@@ -140,6 +140,7 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
             "voices": r.voices,
             "source": r.source,
             "script": r.script,
+            "not_spoken": dict(r.not_spoken),
             "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
         })
     seconds = Counter()
@@ -158,6 +159,8 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
         "renderings": entries,
         "rejected": {res.dialogue_id: res.rejected for res in results if res.rejected},
         "skips": dict(Counter(s for res in results for s in res.skips)),
+        "source_chars": sum(res.source_chars for res in results),
+        "not_spoken": dict(sum((Counter(res.not_spoken) for res in results), Counter())),
         "seconds": {k2: round(v, 3) for k2, v in seconds.items()},
         "rewrite": rewrite,
     }

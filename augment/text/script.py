@@ -1,92 +1,34 @@
-"""Text dialogue → spoken script: normalised sentences of UniDic words, with fillers and the
-listener's aizuchi placed at points of the partner's speech that invite them.
+"""Text dialogue → spoken script: normalised sentences of UniDic words, each with its surface and
+its katakana reading decided here once for every backend, with fillers and the listener's aizuchi
+placed at phrase ends of the partner's speech.
 
 Everything here is a pure function of (dialogue, options, random generator); the only heavy
 resources are the fugashi tagger and pyopenjtalk's reading front end, created once per process.
+Characters of the source that are not spoken are counted by reason (``SpokenScript.not_spoken``);
+see :mod:`normalize` for the accounting.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from jmoshi_augment.augment.text.aizuchi import FormPicker, backchannel_anchors, opens_reactively, polite_share
+from jmoshi_augment.augment.text.normalize import Ledger, canonical, normalize_text, split_sentences
+from jmoshi_augment.augment.text.readings import FIXED_WORD, context_readings, count_morae, front_end_reading, spell, to_katakana
 from jmoshi_augment.augment.types import Segment, SpokenScript, Word
 from jmoshi_augment.corpora.dialogue import Dialogue
 from jmoshi_augment.recipe import ScriptConfig
 
-# ---------------------------------------------------------------------------------- normalising
-
-# Privacy masks of RealPersonaChat (<XX>さん, ＊＊, ○○) must not be read out as symbols: Japanese
-# broadcast convention reads an elided name as まるまる.
-_MASK = re.compile(r"<[A-Za-zＡ-Ｚ]{1,4}>|[＊*]{2,}|[○〇◯]{2,}|[×✕]{2,}")
-# Emoji, pictographs, dingbats and kaomoji-ish bracketed symbol runs carry no speech.
-_EMOJI = re.compile(
-    "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F900-\U0001F9FF\U00002B00-\U00002BFF"
-    "\U0000FE0F\U0000200D\U000020E3\U00002190-\U000021FF]"
-)
-_KAOMOJI = re.compile(r"[(（][^()（）ぁ-んァ-ン一-龥a-zA-Z0-9]{1,12}[)）]")
-_LAUGH = re.compile(r"(?<![A-Za-z])[wｗ]{2,}(?![A-Za-z])|[(（]笑[)）]|草{2,}")
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
-_DATE = re.compile(r"(\d{4})[/.-](\d{1,2})[/.-](\d{1,2})")
-_MONTH_DAY = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
-_SYMBOL_WORDS = {"%": "パーセント", "&": "アンド", "+": "プラス", "=": "イコール", "~": "から", "〜": "から", "#": "シャープ"}
-_SENTENCE_END = re.compile(r"(?<=[。！？!?…])|\n+")
-_REPEATED_MARKS = re.compile(r"([！？!?。、…ー〜])\1+")
-SPEECH_CHARS = re.compile(r"[ぁ-ゖァ-ヺ一-鿿々〆ヵヶA-Za-z0-9]")
-
-
-def normalize_text(text: str) -> str:
-    """Written chat text → text a TTS front end reads correctly (NFKC, masks, emoji, times)."""
-    text = _MASK.sub("まるまる", text)
-    text = _LAUGH.sub("", text)
-    # In chat, an emoji or kaomoji usually ends a sentence: keep that boundary, drop the symbol.
-    text = _EMOJI.sub("\n", text)
-    text = _KAOMOJI.sub("\n", text)
-    text = unicodedata.normalize("NFKC", text)  # full-width ASCII → ASCII, half-width kana → full
-    text = _DATE.sub(lambda m: f"{m[1]}年{int(m[2])}月{int(m[3])}日", text)
-    text = _TIME.sub(lambda m: f"{int(m[1])}時" + ("半" if m[2] == "30" else "" if m[2] == "00" else f"{int(m[2])}分"), text)
-    text = _MONTH_DAY.sub(lambda m: f"{int(m[1])}月{int(m[2])}日", text)
-    for sym, word in _SYMBOL_WORDS.items():
-        text = text.replace(sym, word)
-    # ASCII punctuation back to Japanese forms so sentence splitting and OpenJTalk pauses work.
-    text = text.replace(",", "、").replace("!", "！").replace("?", "？").replace("...", "…")
-    text = _REPEATED_MARKS.sub(r"\1", text)
-    text = re.sub(r"[\"'“”‘’「」『』【】\[\]{}<>《》〈〉*_^|\\/@;:]", " ", text)
-    text = re.sub(r"[ \t\u3000]+", " ", text)
-    # A space between Japanese characters separates sentences in chat style (すごいね また今度).
-    text = re.sub(r"(?<=[^\x00-\x7f]) (?=[^\x00-\x7f])", "\n", text)
-    return re.sub(r" *\n[\n ]*", "\n", text).strip()
-
-
-def split_sentences(text: str, max_chars: int) -> list[str]:
-    """Sentences at 。！？… and line breaks; an over-long sentence is split at 、 (or hard-wrapped)."""
-    out: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        sentence = sentence.strip(" 、")
-        if not sentence:
-            continue
-        while len(sentence) > max_chars:
-            cut = sentence.rfind("、", 0, max_chars)
-            cut = cut + 1 if cut > max_chars // 3 else max_chars
-            out.append(sentence[:cut].strip(" 、"))
-            sentence = sentence[cut:].strip(" 、")
-        if sentence:
-            out.append(sentence)
-    return [s for s in out if SPEECH_CHARS.search(s)]
-
+__all__ = ["backchannel_anchors", "count_morae", "make_script", "make_word", "normalize_text", "split_sentences", "to_words"]
 
 # --------------------------------------------------------------------------------------- words
 
-_SMALL_KANA = set("ァィゥェォャュョヮぁぃぅぇぉゃゅょゎ")
-
-
-def count_morae(kana: str) -> int:
-    """Morae of a katakana reading: every kana except the small glide kana (ッ and ー count)."""
-    return sum(1 for c in kana if ("ァ" <= c <= "ヺ" or c == "ー") and c not in _SMALL_KANA)
+_GLUED = "、。！？…"  # punctuation that carries a pause or intonation cue: kept on the word before
+_LENGTHENERS = "〜ー"  # a lengthener after kana (そうだね〜) stretches the word's last vowel
 
 
 @lru_cache(maxsize=1)
@@ -96,38 +38,72 @@ def _tagger():
     return fugashi.Tagger()
 
 
-@lru_cache(maxsize=4096)
-def _openjtalk_reading(surface: str) -> str:
-    """Readings UniDic lacks (numbers, Latin words) from OpenJTalk's own front end."""
-    from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
+@dataclass
+class _Token:
+    surface: str
+    reading: str
+    pos: str
+    fixed: bool  # reading decided by a normalisation rule
+    glued: str = ""  # punctuation and lengtheners that follow it
 
-    return load_pyopenjtalk().g2p(surface, kana=True)
 
-
-def to_words(sentence: str) -> tuple[Word, ...]:
-    """UniDic short units with readings; punctuation is glued to the preceding word so every word
-    is voiced and carries its pause cue into the TTS text."""
-    words: list[Word] = []
-    for token in _tagger()(sentence):
+def _tokens(text: str, lost: Ledger, out: list[_Token]) -> None:
+    """Tag ``text`` and append its tokens to ``out`` (whose last token takes glued marks)."""
+    for token in _tagger()(text):
         f = token.feature
         pos = f"{f.pos1}-{f.pos2}" if f.pos2 not in (None, "*", "") else str(f.pos1)
         if f.pos1 in ("補助記号", "空白"):
-            if words and token.surface in "、。！？…ー〜":
-                last = words[-1]
-                words[-1] = Word(last.surface + token.surface, last.reading, last.morae, last.pos)
+            if out and all(c in _GLUED + _LENGTHENERS for c in token.surface):
+                out[-1].glued += token.surface
+            elif not token.surface.isspace():
+                lost["punctuation"] += len(token.surface)
             continue
-        reading = f.pron if f.pron not in (None, "*") else _openjtalk_reading(token.surface)
-        morae = count_morae(reading)
-        if morae == 0:  # a symbol OpenJTalk cannot voice either
+        reading = f.pron if f.pron not in (None, "*", "") else ""
+        if not reading:  # UniDic has no entry: OpenJTalk's front end, then letters by name
+            reading = front_end_reading(token.surface) or spell(token.surface) or to_katakana(token.surface)
+        if count_morae(reading) == 0:
+            lost["no reading"] += len(token.surface)
             continue
-        words.append(Word(token.surface, reading, morae, pos))
+        out.append(_Token(token.surface, reading, pos, False))
+
+
+def to_words(sentence: str, lost: Ledger | None = None) -> tuple[Word, ...]:
+    """UniDic short units with their readings as said in context (:func:`readings.context_readings`)
+    and the fixed words the normaliser decided (numbers, letters, dates: one word each, ``pos``
+    名詞-数詞 or 名詞-固有名詞); punctuation is glued to the word before so every word is voiced and
+    carries its pause cue into the TTS text, a lengthener (ね〜) stretches its last vowel."""
+    lost = Ledger() if lost is None else lost
+    tokens: list[_Token] = []
+    pos = 0
+    for m in FIXED_WORD.finditer(sentence):
+        _tokens(sentence[pos : m.start()], lost, tokens)
+        surface, reading = m[1], m[2]
+        if count_morae(reading) == 0:
+            lost["no reading"] += len(surface)
+        else:
+            kind = "名詞-数詞" if any(c.isdigit() for c in surface) else "名詞-固有名詞"
+            tokens.append(_Token(surface, reading, kind, True))
+        pos = m.end()
+    _tokens(sentence[pos:], lost, tokens)
+    if not tokens:
+        return ()
+    spans, cursor = [], 0
+    for t in tokens:
+        spans.append((cursor, cursor + len(t.surface)))
+        cursor += len(t.surface)
+    said = context_readings("".join(t.surface for t in tokens), spans, [t.reading for t in tokens],
+                            [t.fixed or "〜" in t.surface for t in tokens])  # the front end reads 〜 as から
+    words = []
+    for t, reading in zip(tokens, said):
+        reading += "ー" * sum(1 for c in t.glued if c in _LENGTHENERS)
+        words.append(Word(t.surface + t.glued, reading, count_morae(reading), t.pos))
     return tuple(words)
 
 
-def make_word(text: str) -> Word:
+def make_word(text: str, pos: str = "感動詞") -> Word:
     """A single inserted word (filler or aizuchi) as one unit."""
     reading = "".join(w.reading for w in to_words(text))
-    return Word(text, reading, count_morae(reading), "感動詞")
+    return Word(text, reading, count_morae(reading), pos)
 
 
 # ---------------------------------------------------------------------------------- the script
@@ -137,10 +113,65 @@ def make_word(text: str) -> Word:
 class _Turn:
     speaker: str
     sentences: tuple[tuple[Word, ...], ...]
+    source: tuple[int, ...]  # indices of the dialogue turns merged into this one
 
 
-def _is_polite(sentences: tuple[tuple[Word, ...], ...]) -> bool:
-    return any(w.surface.rstrip("、。！？…").startswith(("です", "ます", "でし", "まし")) for s in sentences for w in s)
+def _cut_turn(text: str, max_chars: int) -> str:
+    """A turn over ``max_chars`` ends at its last sentence end before the limit."""
+    cut = max(text.rfind(m, 0, max_chars) for m in "。！？")
+    return text[: cut + 1] if cut > 0 else text[:max_chars]
+
+
+def make_script(dialogue: Dialogue, cfg: ScriptConfig, rng: np.random.Generator) -> SpokenScript:
+    """Normalise and segment every turn, add fillers and the listener's backchannels."""
+    skipped: list[str] = []
+    lost = Ledger()
+    turns: list[_Turn] = []
+    for k, turn in enumerate(dialogue.turns):
+        turn_lost = Ledger()
+        text = turn.text
+        if len(text) > cfg.max_turn_chars:
+            kept = _cut_turn(text, cfg.max_turn_chars)
+            turn_lost["turn cut at max_turn_chars"] += sum(1 for c in text[len(kept):] if not c.isspace())
+            text = kept
+            skipped.append("turn cut at max_turn_chars")
+        norm = normalize_text(text, turn_lost)
+        sentences = tuple(ws for ws in (to_words(s, turn_lost) for s in split_sentences(norm, cfg.max_sentence_chars, turn_lost)) if ws)
+        if not sentences:
+            skipped.append("turn empty after normalisation")
+            lost.update(turn_lost)
+            continue
+        lost.update(turn_lost)
+        if turns and turns[-1].speaker == turn.speaker:  # two turns in a row: one longer turn
+            turns[-1] = _Turn(turn.speaker, turns[-1].sentences + sentences, turns[-1].source + (k,))
+        else:
+            turns.append(_Turn(turn.speaker, sentences, (k,)))
+
+    speech: list[Segment] = []
+    for ti, turn in enumerate(turns):
+        for si, words in enumerate(turn.sentences):
+            # A filler never precedes an interjection or a reactive opener (えっと、なるほど！).
+            if cfg.fillers and rng.random() < cfg.filler_rate and not opens_reactively(words):
+                filler = make_word(_pick(rng, cfg.fillers))
+                words = (Word(filler.surface + "、", filler.reading, filler.morae, "フィラー"),) + words
+            speech.append(Segment(turn.speaker, words, "speech", ti, si))
+
+    speakers = tuple(dict.fromkeys(t.speaker for t in turns))
+    backchannels = _backchannels(turns, speech, speakers, cfg, rng)
+    return SpokenScript(
+        dialogue_id=dialogue.id,
+        corpus=dialogue.corpus,
+        speakers=speakers,
+        segments=tuple(speech + backchannels),
+        skipped=tuple(skipped),
+        source_text=tuple((t.speaker, t.text) for t in dialogue.turns),
+        not_spoken=tuple(sorted((r, n) for r, n in lost.items() if n)),
+    )
+
+
+def source_chars(script: SpokenScript) -> int:
+    """Source characters of the dialogue, as :mod:`normalize` counts them."""
+    return sum(1 for _, text in script.source_text for c in canonical(text) if not c.isspace())
 
 
 def _pick(rng: np.random.Generator, weighted: dict[str, float]) -> str:
@@ -149,74 +180,32 @@ def _pick(rng: np.random.Generator, weighted: dict[str, float]) -> str:
     return forms[int(rng.choice(len(forms), p=p / p.sum()))]
 
 
-def backchannel_anchors(sentences: tuple[tuple[Word, ...], ...]) -> list[tuple[int, int]]:
-    """Points inside a turn that invite aizuchi: clause ends (connective particles, て-forms),
-    sentence-final particles (ね, よ, ...) and sentence ends — only where the speaker goes on
-    afterwards (the turn's final word is a transition place, not a backchannel place)."""
-    anchors: list[tuple[int, int]] = []
-    for si, words in enumerate(sentences):
-        for wi, w in enumerate(words):
-            is_last_of_turn = si == len(sentences) - 1 and wi == len(words) - 1
-            if is_last_of_turn:
-                continue
-            clause_end = w.pos in ("助詞-接続助詞", "助詞-終助詞") or w.surface.endswith("、")
-            if wi == len(words) - 1 or (clause_end and wi >= 2):
-                anchors.append((si, wi))
-    return anchors
+def listener_register(turns: list[_Turn], speaker: str, threshold: float) -> str:
+    """``"polite"`` when the speaker ends at least ``threshold`` of their sentences in です/ます."""
+    own = [s for t in turns if t.speaker == speaker for s in t.sentences]
+    return "polite" if polite_share(own) >= threshold else "casual"
 
 
-def make_script(dialogue: Dialogue, cfg: ScriptConfig, rng: np.random.Generator) -> SpokenScript:
-    """Normalise and segment every turn, add fillers and the listener's backchannels."""
-    skipped: list[str] = []
-    turns: list[_Turn] = []
-    for turn in dialogue.turns:
-        text = normalize_text(turn.text)
-        if len(text) > cfg.max_turn_chars:
-            cut = max(text.rfind(m, 0, cfg.max_turn_chars) for m in "。！？")
-            text = text[: cut + 1] if cut > 0 else text[: cfg.max_turn_chars]
-            skipped.append("turn cut at max_turn_chars")
-        sentences = tuple(ws for ws in (to_words(s) for s in split_sentences(text, cfg.max_sentence_chars)) if ws)
-        if not sentences:
-            skipped.append("turn empty after normalisation")
-            continue
-        if turns and turns[-1].speaker == turn.speaker:  # two turns in a row: one longer turn
-            turns[-1] = _Turn(turn.speaker, turns[-1].sentences + sentences)
-        else:
-            turns.append(_Turn(turn.speaker, sentences))
-
-    speech: list[Segment] = []
-    for ti, turn in enumerate(turns):
-        for si, words in enumerate(turn.sentences):
-            # never stack a filler on an opening interjection (あ、 / うん、 / えっと)
-            opens_with_interjection = words[0].pos.startswith("感動詞")
-            if cfg.fillers and rng.random() < cfg.filler_rate and not opens_with_interjection:
-                filler = make_word(_pick(rng, cfg.fillers))
-                words = (Word(filler.surface + "、", filler.reading, filler.morae, "フィラー"),) + words
-            speech.append(Segment(turn.speaker, words, "speech", ti, si))
-
-    # Anchors are computed on the segments as spoken (fillers included), so word indices match
-    # the rendered word timings the planner will read.
+def _backchannels(turns: list[_Turn], speech: list[Segment], speakers: tuple[str, ...], cfg: ScriptConfig,
+                  rng: np.random.Generator) -> list[Segment]:
+    """Aizuchi of each listener at the phrase ends of the partner's turns. Anchors are computed on
+    the segments as spoken (fillers included), so word indices match the rendered word timings
+    the planner reads."""
     by_turn: dict[int, list[Segment]] = {}
     for seg in speech:
         by_turn.setdefault(seg.turn, []).append(seg)
-    backchannels: list[Segment] = []
-    speakers = tuple(dict.fromkeys(t.speaker for t in turns))
+    pickers = {}
+    for spk in speakers:
+        register = listener_register(turns, spk, cfg.polite_share)
+        forms = cfg.backchannels_polite if register == "polite" else cfg.backchannels_casual
+        pickers[spk] = FormPicker(forms, cfg.backchannel_repeat_weight, rng)
+    out: list[Segment] = []
     for ti, segs in by_turn.items():
         listener = next((s for s in speakers if s != turns[ti].speaker), None)
         if listener is None:
             continue
-        own = [t.sentences for t in turns if t.speaker == listener]
-        forms = cfg.backchannels_polite if any(_is_polite(s) for s in own) else cfg.backchannels_casual
-        for anchor in backchannel_anchors(tuple(s.words for s in segs)):
+        for anchor in backchannel_anchors(tuple(s.words for s in segs), cfg.anchor_min_words):
             if rng.random() < cfg.backchannel_rate:
-                bc = make_word(_pick(rng, forms))
-                backchannels.append(Segment(listener, (bc,), "backchannel", ti, anchor=anchor))
-
-    return SpokenScript(
-        dialogue_id=dialogue.id,
-        corpus=dialogue.corpus,
-        speakers=speakers,
-        segments=tuple(speech + backchannels),
-        skipped=tuple(skipped),
-        source_text=tuple((t.speaker, t.text) for t in dialogue.turns),
-    )
+                bc = make_word(pickers[listener].pick())
+                out.append(Segment(listener, (bc,), "backchannel", ti, anchor=anchor))
+    return out

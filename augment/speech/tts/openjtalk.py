@@ -9,8 +9,12 @@ Word timings (pyopenjtalk reports none) come from three facts:
 3. OpenJTalk (IPAdic-style) morphemes and the script's UniDic words both tile the same text, so a
    word takes the phonemes of the morphemes inside it; a morpheme spanning several words is split
    between them at mora boundaries, in proportion to their morae.
-So a segment costs one front-end pass, one synthesis and some label arithmetic. The test suite
-measures the resulting word starts against prefix renderings by the engine itself.
+The script decides every word's reading (augment/text/script.py). Where the front end would read
+a stretch of words otherwise (今日 as コンニチ, ね〜 as ネカラ), that stretch is given to it as the
+script's katakana reading instead (:func:`spoken_forms`); elsewhere the written form keeps
+OpenJTalk's accent information. So a segment costs one or two front-end passes, one synthesis and
+some label arithmetic. The test suite measures the resulting word starts against prefix
+renderings by the engine itself.
 """
 
 from __future__ import annotations
@@ -105,12 +109,58 @@ def _aligned_owners(phones: Sequence[str], morphemes: Sequence[Sequence[str]]) -
     return owners
 
 
-def char_spans(words: Sequence[Word]) -> list[tuple[int, int]]:
+def char_spans(words: Sequence[Word], texts: Sequence[str] | None = None) -> list[tuple[int, int]]:
     spans, pos = [], 0
-    for w in words:
-        spans.append((pos, pos + len(w.surface)))
-        pos += len(w.surface)
+    for t in texts if texts is not None else [w.surface for w in words]:
+        spans.append((pos, pos + len(t)))
+        pos += len(t)
     return spans
+
+
+# ------------------------------------------------------------------------- the script's readings
+
+_KANA_FOLD = str.maketrans({"ヲ": "オ", "ヅ": "ズ", "ヂ": "ジ"})
+_GLUED = "、。！？…"
+
+
+def _kana(text: str) -> str:
+    return "".join(c for c in text if "ァ" <= c <= "ヺ" or c == "ー").translate(_KANA_FOLD)
+
+
+def _phonemes(kana: str) -> list[str]:
+    return [p.lower() for p in load_pyopenjtalk().g2p(kana).split() if p not in SILENT]
+
+
+def spoken_forms(words: Sequence[Word], mapping: Sequence[dict[str, Any]]) -> list[str] | None:
+    """Per word, the text to give the front end so it says the script's reading: the written
+    form where OpenJTalk reads it that way (compared per stretch of words and morphemes that
+    share their boundaries), the katakana reading where it does not. ``None``: all agree."""
+    spans = char_spans(words)
+    m_spans = morpheme_spans_of(mapping)
+    ends = {b for _, b in spans} & {b for _, b in m_spans}
+    forms = [w.surface for w in words]
+    changed = False
+    i = j = 0
+    while i < len(words):
+        k = i
+        while spans[k][1] not in ends and k + 1 < len(words):
+            k += 1
+        block_end = spans[k][1]
+        morphs = []
+        while j < len(mapping) and m_spans[j][0] < block_end:
+            morphs.append(mapping[j])
+            j += 1
+        theirs = _kana("".join(str(m.get("pron", "")) for m in morphs))
+        ours = _kana("".join(w.reading for w in words[i : k + 1]))
+        if theirs != ours:
+            said = [p.lower() for m in morphs for p in m["phonemes"] if p not in SILENT and p != "unk"]
+            if said != _phonemes(ours):
+                for n in range(i, k + 1):
+                    w = words[n]
+                    forms[n] = w.reading + w.surface[len(w.surface.rstrip(_GLUED)):]
+                changed = True
+        i = k + 1
+    return forms if changed else None
 
 
 def _morae(label_ids: list[int], phones: Sequence[str]) -> list[list[int]]:
@@ -152,9 +202,11 @@ def word_label_ranges(
     phones: Sequence[str],
     owners: Sequence[int],
     morpheme_spans: Sequence[tuple[int, int]],
+    texts: Sequence[str] | None = None,
 ) -> list[tuple[int, int] | None]:
-    """Per word, the first and last label index it owns (``None``: nothing voiced)."""
-    spans = char_spans(words)
+    """Per word, the first and last label index it owns (``None``: nothing voiced); ``texts``:
+    the words as given to the front end when that is not their surfaces."""
+    spans = char_spans(words, texts)
     by_morpheme: dict[int, list[int]] = {}
     for i, m in enumerate(owners):
         if m >= 0 and phones[i] not in SILENT:
@@ -252,22 +304,32 @@ class OpenJTalkBackend:
         text = seg.text
         if not seg.words or not text.strip():
             return unvoiced(seg, "segment has no words")
-        njd, morphs = pyopenjtalk.run_frontend_detailed(text)
-        labels = pyopenjtalk.make_label(njd)
-        phones = [phoneme(label) for label in labels]
+        forms: list[str] | None = None
+        for _ in range(2):  # a second pass when some words must be said from their readings
+            njd, morphs = pyopenjtalk.run_frontend_detailed(text)
+            labels = pyopenjtalk.make_label(njd)
+            phones = [phoneme(label) for label in labels]
+            try:
+                mapping = pyopenjtalk.make_phoneme_mapping(njd, morphs, caller_text=text)
+            except (ValueError, RuntimeError) as e:
+                logger.debug("no phoneme mapping for %r (%s); splitting by morae", text[:40], e)
+                mapping = None
+            if forms is not None or mapping is None:
+                break
+            forms = spoken_forms(seg.words, mapping)
+            if forms is None:
+                break
+            text = "".join(forms)
         if not any(p not in SILENT for p in phones):
             return unvoiced(seg, "OpenJTalk finds nothing to voice (symbols only)")
-        try:
-            mapping = pyopenjtalk.make_phoneme_mapping(njd, morphs, caller_text=text)
+        if mapping is not None:
             morphemes = [list(e["phonemes"]) for e in mapping]
             spans = morpheme_spans_of(mapping)
-        except (ValueError, RuntimeError) as e:
-            # No character spans: treat the sentence as one morpheme split by morae.
-            logger.debug("no phoneme mapping for %r (%s); splitting by morae", text[:40], e)
+        else:  # no character spans: treat the sentence as one morpheme split by morae
             morphemes = [[p for p in phones if p not in SILENT]]
             spans = [(0, len(text))]
         owners = label_owners(phones, morphemes)
-        ranges = word_label_ranges(seg.words, phones, owners, spans)
+        ranges = word_label_ranges(seg.words, phones, owners, spans, forms)
 
         with self._lock:
             engine.set_speed(voice.speed)
