@@ -19,6 +19,8 @@ from typing import Callable
 from jmoshi_augment.augment.text.readings import (
     FIXED_WORD,
     LETTER_NAMES,
+    NUMBER_LETTER,
+    PHONE_DIGITS,
     SYMBOL_WORDS,
     UNITS,
     english_number,
@@ -47,9 +49,12 @@ _WEEKDAY_PAREN = re.compile(r"\(([月火水木金土日])\)")
 _NUMBER_NO = re.compile(r"\b[Nn]o\.\s?(\d+)")
 _UNIT_KEYS = sorted(UNITS, key=len, reverse=True)
 _COUNTER_KANA = ("キロ", "センチ", "ミリ", "メートル", "グラム", "パーセント", "ドル", "ユーロ", "ページ", "カ月", "ヶ月", "か月", "つ")
+_PHONE = re.compile(r"(?<![\d-])0\d{1,4}-\d{1,4}-\d{3,4}(?![\d-])")
+_MONTH_DAY = re.compile(r"(?<!\d)(1[0-2]|0?[1-9])月(3[01]|[12]\d|0?[1-9])日")
+_NUMBER_LETTER = re.compile(r"(?<![\dA-Za-z])(\d[A-Za-z])(?![A-Za-z\d])")
 _NUMBER = re.compile(
-    r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?([万億兆])?\s?("
-    + "(?:" + "|".join(re.escape(u) for u in _UNIT_KEYS) + r")(?![A-Za-z])|" + "|".join(_COUNTER_KANA) + r"|[一-鿿々])?"
+    r"(?<![\d.A-Za-z])(-|−)?(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?([万億兆])?\s?("
+    + "(?:" + "|".join(re.escape(u) for u in _UNIT_KEYS) + r")(?![A-Za-z])|" + "|".join(_COUNTER_KANA) + r"|[一-鿿々]間?)?"
 )
 _RANGE = re.compile(r"(?<=[\d一-鿿])〜(?=\s?[\d一-鿿ァ-ヺ])|(?<=[ァ-ヺ])〜(?=\s?\d)")
 _TILDE = re.compile(r"〜+")
@@ -122,8 +127,20 @@ def _slash(m: re.Match[str]) -> str:
     return fixed(m.group(0), front_end_reading(f"{number_words(m[2])}分の{number_words(m[1])}"))
 
 
+def _phone(m: re.Match[str]) -> str:
+    """Phone numbers digit by digit, groups joined by の (ゼロキューゼロノ...)."""
+    groups = ["".join(PHONE_DIGITS[int(c)] for c in g) for g in m.group(0).split("-")]
+    return fixed(m.group(0), "ノ".join(groups))
+
+
+def _month_day(m: re.Match[str]) -> str:
+    """A month and day read together: 5月1日 is ゴガツツイタチ, not ゴガツイチニチ."""
+    return fixed(m.group(0), front_end_reading(f"{number_words(str(int(m[1])))}月{number_words(str(int(m[2])))}日"))
+
+
 def _number(m: re.Match[str]) -> str:
-    integer, decimals, big, after = m[1].replace(",", ""), m[2] or "", m[3] or "", m[4] or ""
+    minus = "マイナス" if m[1] else ""
+    integer, decimals, big, after = m[2].replace(",", ""), m[3] or "", m[4] or "", m[5] or ""
     spoken_after = big + UNITS.get(after, after)
     if after == "人" and not decimals:  # the front end says 百万ジン; ひとり, ふたり, then ニン
         people = {"1": "ヒトリ", "2": "フタリ"}.get(integer) if not big else None
@@ -132,8 +149,8 @@ def _number(m: re.Match[str]) -> str:
         reading = number_reading(integer, decimals, spoken_after)
     if not reading:  # the counter made the front end fail: read the number alone, keep the rest
         reading = number_reading(integer, decimals, big)
-        return fixed(m.group(0)[: len(m.group(0)) - len(after)], reading) + after
-    return fixed(m.group(0), reading)
+        return fixed(m.group(0)[: len(m.group(0)) - len(after)], minus + reading) + after
+    return fixed(m.group(0), minus + reading)
 
 
 def _latin(m: re.Match[str]) -> str:
@@ -169,10 +186,13 @@ def normalize_text(text: str, lost: Ledger | None = None) -> str:
     text = _outside_fixed(text, _MASK, lambda m: fixed(m.group(0), "マルマル"))
     text = _outside_fixed(text, _NUMBER_NO, lambda m: fixed(m.group(0), "ナンバー" + english_number(m[1])))
     text = _outside_fixed(text, _DATE, _date)
+    text = _outside_fixed(text, _PHONE, _phone)
     text = _outside_fixed(text, _TIME, _time)
+    text = _outside_fixed(text, _MONTH_DAY, _month_day)
     text = _outside_fixed(text, _SLASH, _slash)
     text = _outside_fixed(text, _WEEKDAY_PAREN, _weekday)
     text = _outside_fixed(text, _RANGE, lambda m: fixed("〜", "カラ"))
+    text = _outside_fixed(text, _NUMBER_LETTER, lambda m: fixed(m[1], NUMBER_LETTER[m[1].upper()]) if m[1].upper() in NUMBER_LETTER else m[1])
     text = _outside_fixed(text, _NUMBER, _number)
     text = _outside_fixed(text, re.compile("[%s]" % re.escape("".join(SYMBOL_WORDS))),
                           lambda m: fixed(m.group(0), SYMBOL_WORDS[m.group(0)]))
