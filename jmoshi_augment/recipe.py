@@ -85,7 +85,7 @@ class ScriptConfig(_Section):
     )
     # Backchannels: Japanese listeners give aizuchi far more often than Americans (Maynard 1986,
     # White 1989), at clause ends and after sentence-final particles such as ね. The rate is per
-    # eligible point inside the partner's turn (see script.backchannel_anchors); the default lands
+    # eligible point inside the partner's turn (see text/aizuchi.py, backchannel_anchors); the default lands
     # near the human figure of 6.7 backchannel overlaps per minute measured on J-Moshi's
     # resynthesised dialogues (docs/turn-taking.md). うん dominates casual talk, はい/ええ polite talk.
     backchannel_rate: float = Field(0.45, ge=0, le=1, description="Probability of an aizuchi at an eligible point.")

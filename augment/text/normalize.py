@@ -29,6 +29,7 @@ from jmoshi_augment.augment.text.readings import (
     latin_reading,
     number_reading,
     number_words,
+    tagger,
 )
 
 # Privacy masks of RealPersonaChat (<XX>さん, ＊＊, ○○) must not be read out as symbols: Japanese
@@ -159,10 +160,14 @@ def _latin(m: re.Match[str]) -> str:
     return fixed(word, reading) if reading else word
 
 
-def _tilde(m: re.Match[str]) -> str:
-    """〜 after kana lengthens the vowel (そうだね〜): kept for the word maker to glue on as ー."""
+def _tilde(m: re.Match[str], lost: Ledger) -> str:
+    """〜 after kana lengthens the vowel (そうだね〜): kept for the word maker to glue on as ー;
+    anywhere else (not a range either) it is a decoration."""
     before = m.string[m.start() - 1] if m.start() else ""
-    return "〜" if re.match(r"[ぁ-ゖァ-ヺー]", before) else ""
+    if re.match(r"[ぁ-ゖァ-ヺー]", before):
+        return "〜"
+    lost["punctuation"] += len(m.group(0))
+    return ""
 
 
 def _keep_one(m: re.Match[str], lost: Ledger) -> str:
@@ -198,9 +203,7 @@ def normalize_text(text: str, lost: Ledger | None = None) -> str:
                           lambda m: fixed(m.group(0), SYMBOL_WORDS[m.group(0)]))
     text = _outside_fixed(text, re.compile("%"), lambda m: fixed("%", "パーセント"))
     text = _outside_fixed(text, _LATIN, _latin)
-    tilde_lost = Ledger()
-    text = _outside_fixed(text, _TILDE, lambda m: _tilde(m) or _drop(tilde_lost, "punctuation")(m))
-    lost.update(tilde_lost)
+    text = _outside_fixed(text, _TILDE, lambda m: _tilde(m, lost))
     text = _outside_fixed(text, _UNSPOKEN, _drop(lost, "punctuation", " "))
     text = _outside_fixed(text, _REPEATED_MARKS, lambda m: _keep_one(m, lost))
     text = re.sub(r"[ \t\u3000]+", " ", text)
@@ -215,12 +218,10 @@ def normalize_text(text: str, lost: Ledger | None = None) -> str:
 def _opens_like_continuation(piece: str) -> bool:
     """A piece after ？/！ that opens with a particle, auxiliary or quotative (が見れる…, って
     言ってた, と思う) continues the clause: people do not pause there."""
-    from jmoshi_augment.augment.text.script import _tagger
-
     plain = FIXED_WORD.sub("X", piece.lstrip())
     if not plain:
         return False
-    first = next(iter(_tagger()(plain[:12])), None)
+    first = next(iter(tagger()(plain[:12])), None)
     return first is not None and first.feature.pos1 in ("助詞", "助動詞")
 
 

@@ -90,6 +90,14 @@ def latin_reading(word: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def tagger():
+    """The fugashi tagger with the bundled unidic-lite dictionary, one per process."""
+    import fugashi
+
+    return fugashi.Tagger()
+
+
 @lru_cache(maxsize=8192)
 def front_end_reading(text: str) -> str:
     """OpenJTalk's reading of a short Japanese stretch (numbers with counters get their sound

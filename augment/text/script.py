@@ -12,13 +12,20 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from jmoshi_augment.augment.text.aizuchi import FormPicker, backchannel_anchors, opens_reactively, polite_share
 from jmoshi_augment.augment.text.normalize import Ledger, canonical, normalize_text, split_sentences
-from jmoshi_augment.augment.text.readings import FIXED_WORD, context_readings, count_morae, front_end_reading, spell, to_katakana
+from jmoshi_augment.augment.text.readings import (
+    FIXED_WORD,
+    context_readings,
+    count_morae,
+    front_end_reading,
+    spell,
+    tagger,
+    to_katakana,
+)
 from jmoshi_augment.augment.types import Segment, SpokenScript, Word
 from jmoshi_augment.corpora.dialogue import Dialogue
 from jmoshi_augment.recipe import ScriptConfig
@@ -29,13 +36,6 @@ __all__ = ["backchannel_anchors", "count_morae", "make_script", "make_word", "no
 
 _GLUED = "、。！？…"  # punctuation that carries a pause or intonation cue: kept on the word before
 _LENGTHENERS = "〜ー"  # a lengthener after kana (そうだね〜) stretches the word's last vowel
-
-
-@lru_cache(maxsize=1)
-def _tagger():
-    import fugashi  # unidic-lite dictionary, bundled
-
-    return fugashi.Tagger()
 
 
 @dataclass
@@ -49,7 +49,7 @@ class _Token:
 
 def _tokens(text: str, lost: Ledger, out: list[_Token]) -> None:
     """Tag ``text`` and append its tokens to ``out`` (whose last token takes glued marks)."""
-    for token in _tagger()(text):
+    for token in tagger()(text):
         f = token.feature
         pos = f"{f.pos1}-{f.pos2}" if f.pos2 not in (None, "*", "") else str(f.pos1)
         if f.pos1 in ("補助記号", "空白"):
