@@ -49,6 +49,22 @@ def test_outputs_exist_and_are_stereo_24k(run):
         assert abs(info.frames / SAMPLE_RATE - e["duration"]) < 0.01
 
 
+def test_unit_records_carry_readings_and_characters_not_spoken(run):
+    """Every spoken word is recorded with its katakana reading; characters not spoken are counted
+    per unit and summed in the report, beside the number of source characters."""
+    units = [json.loads(p.read_text()) for p in sorted((run / "units").iterdir())]
+    report = json.loads((run / "report.json").read_text())["characters_not_spoken"]
+    assert report["source"] == sum(u["source_chars"] for u in units) > 0
+    for reason, n in report.items():
+        if reason != "source":
+            assert n == sum(u["not_spoken"].get(reason, 0) for u in units)
+    for u in units:
+        for e in u["renderings"]:
+            for speaker, kind, text, words in e["script"]:
+                assert "".join(s for s, _ in words) == text
+                assert all(r and all("ァ" <= c <= "ヺ" or c == "ー" for c in r) for _, r in words)
+
+
 def test_speech_where_alignments_say_and_silence_elsewhere(run):
     for e in _entries(run):
         audio, sr = sf.read(run / e["path"], dtype="float32")

@@ -10,8 +10,8 @@ see :mod:`normalize` for the accounting.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -100,8 +100,9 @@ def to_words(sentence: str, lost: Ledger | None = None) -> tuple[Word, ...]:
     return tuple(words)
 
 
+@lru_cache(maxsize=256)
 def make_word(text: str, pos: str = "感動詞") -> Word:
-    """A single inserted word (filler or aizuchi) as one unit."""
+    """A single inserted word (filler or aizuchi) as one unit (a handful of forms, cached)."""
     reading = "".join(w.reading for w in to_words(text))
     return Word(text, reading, count_morae(reading), pos)
 
