@@ -167,7 +167,7 @@ def _front_end_prons(text: str) -> list[tuple[int, int, str]]:
     out = []
     for e in mapping:
         a, b = e["char_span"]
-        kana = "".join(c for c in str(e.get("pron", "")) if "ァ" <= c <= "ヺ" or c == "ー")
+        kana = "".join(c for c in str(e.get("pron", "")) if "ァ" <= c <= "ヺ" or c == "ー").replace("ヲ", "オ")
         if b > a:
             out.append((a, b, kana))
         elif out and kana:  # a morpheme the front end inserted (the 十 of 2024): its predecessor's
@@ -176,13 +176,15 @@ def _front_end_prons(text: str) -> list[tuple[int, int, str]]:
 
 
 def context_readings(text: str, spans: list[tuple[int, int]], readings: list[str],
-                     keep: list[bool] | None = None) -> list[str]:
+                     keep: list[bool] | None = None, kana: list[bool] | None = None) -> list[str]:
     """Readings of dictionary words (UniDic short units at ``spans`` of ``text``) as the sentence
     is said: UniDic gives each unit its isolated pronunciation (金曜|日 → キンヨー|ヒ), while
     OpenJTalk's front end applies sound changes and context readings (キンヨービ). For each
     stretch where both cut the text at the same places, the front end's reading is split over
-    the words by aligning it with theirs; a stretch the front end leaves unread, or that holds a
-    word whose reading a rule decided (``keep``), keeps the given readings."""
+    the words by aligning it with theirs. A stretch keeps the given readings where the front end
+    leaves it unread, where it holds a word whose reading a rule decided (``keep``), or where all
+    its words are written in kana (``kana``: they say what they write; the front end can only
+    misread them, はちみつ as ワチミツ)."""
     morphs = _front_end_prons(text)
     if not morphs:
         return readings
@@ -199,7 +201,8 @@ def context_readings(text: str, spans: list[tuple[int, int]], readings: list[str
             theirs.append(morphs[j][2])
             j += 1
         said = "".join(theirs)
-        if said and count_morae(said) and not (keep and any(keep[i : k + 1])):
+        vetoed = (keep and any(keep[i : k + 1])) or (kana and all(kana[i : k + 1]))
+        if said and count_morae(said) and not vetoed:
             out[i : k + 1] = _split_like(said, readings[i : k + 1])
         i = k + 1
     return out

@@ -10,6 +10,7 @@ see :mod:`normalize` for the accounting.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,6 +37,9 @@ __all__ = ["backchannel_anchors", "count_morae", "make_script", "make_word", "no
 
 _GLUED = "、。！？…"  # punctuation that carries a pause or intonation cue: kept on the word before
 _LENGTHENERS = "〜ー"  # a lengthener after kana (そうだね〜) stretches the word's last vowel
+# A word written in kana says its kana (UniDic's pron adds は → ワ and long vowels); the front end
+# can only misread it (はちみつ as ワチミツ, ね〜 as ネカラ), so its reading is not taken from there.
+_KANA_ONLY = re.compile(r"^[ぁ-ゖァ-ヺー〜]+$")
 
 
 @dataclass
@@ -63,6 +67,9 @@ def _tokens(text: str, lost: Ledger, out: list[_Token]) -> None:
             reading = front_end_reading(token.surface) or spell(token.surface) or to_katakana(token.surface)
         if count_morae(reading) == 0:
             lost["no reading"] += len(token.surface)
+            continue
+        if token.surface == "何" and pos == "名詞-数詞":  # 何 before a counter: ナンジ, ナンニン
+            out.append(_Token(token.surface, "ナン", pos, True))  # (the front end says ナニジ)
             continue
         out.append(_Token(token.surface, reading, pos, False))
 
@@ -92,7 +99,7 @@ def to_words(sentence: str, lost: Ledger | None = None) -> tuple[Word, ...]:
         spans.append((cursor, cursor + len(t.surface)))
         cursor += len(t.surface)
     said = context_readings("".join(t.surface for t in tokens), spans, [t.reading for t in tokens],
-                            [t.fixed or "〜" in t.surface for t in tokens])  # the front end reads 〜 as から
+                            [t.fixed for t in tokens], [_KANA_ONLY.match(t.surface) is not None for t in tokens])
     words = []
     for t, reading in zip(tokens, said):
         reading += "ー" * sum(1 for c in t.glued if c in _LENGTHENERS)
