@@ -43,8 +43,8 @@ def main() -> None:
     pyopenjtalk = load_pyopenjtalk()
     backend = get_backend("openjtalk")
     voices = TTSConfig().voices  # the recipe defaults: two voices with different speed and pitch
-    texts = sentences(args.dialogues)
-    segments = [Segment("A", to_words(t), "speech", 0) for t in texts]  # script work is not timed
+    segments = [Segment("A", to_words(t), "speech", 0) for t in sentences(args.dialogues)]  # script work is not timed
+    texts = [seg.text for seg in segments]  # bare pyopenjtalk reads the same written words
     jobs = [(t, s, voices[i % len(voices)]) for i, (t, s) in enumerate(zip(texts, segments))]
     backend.render(segments[:2], voices[0])  # warm-up: dictionary, voice, caches
     pyopenjtalk.tts(texts[0])

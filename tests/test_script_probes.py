@@ -95,6 +95,7 @@ PROBES = [
     ("【速報】雨", {"雨": "アメ"}, {"punctuation": 2}),
     ("すごい！！！", {"すごい！": "スゴイ"}, {"punctuation": 2}),
     ("え？？", {"え？": "エ"}, {"punctuation": 1}),
+    ("了解\ue04aまたね", {"了解": "リョーカイ", "また": "マタ"}, {"private-use symbol": 1}),  # a carrier emoji
 ]
 
 

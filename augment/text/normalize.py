@@ -18,7 +18,6 @@ from typing import Callable
 
 from jmoshi_augment.augment.text.readings import (
     FIXED_WORD,
-    LETTER_NAMES,
     NUMBER_LETTER,
     PHONE_DIGITS,
     SYMBOL_WORDS,
@@ -71,8 +70,8 @@ Ledger = Counter  # reason → number of source characters not spoken
 def canonical(text: str) -> str:
     """The form characters are counted in: NFKC (full-width ASCII → ASCII, half-width kana →
     full), ASCII sentence marks → Japanese ones, a comma between digits kept only as a thousands
-    separator, every tilde → 〜, no private-use code points."""
-    text = unicodedata.normalize("NFKC", _PRIVATE.sub("", text))
+    separator, every tilde → 〜."""
+    text = unicodedata.normalize("NFKC", text)
     text = text.replace("...", "…").replace("!", "！").replace("?", "？").replace("~", "〜").replace("～", "〜")
     return re.sub(r",(?!\d{3}(?!\d))|(?<!\d),", "、", text)
 
@@ -184,6 +183,9 @@ def normalize_text(text: str, lost: Ledger | None = None) -> str:
     ``lost`` by reason."""
     lost = Ledger() if lost is None else lost
     text = canonical(text)
+    # Private-use code points (carrier emoji, app-specific glyphs) have no reading, and the fixed
+    # words' markers live there.
+    text = _PRIVATE.sub(_drop(lost, "private-use symbol", "\n"), text)
     text = _LAUGH.sub(_drop(lost, "laughter"), text)
     # In chat, an emoji or kaomoji usually ends a sentence: keep that boundary, drop the symbol.
     text = _EMOJI.sub(_drop(lost, "emoji", "\n"), text)
@@ -285,4 +287,4 @@ def unaccounted(source: str, surfaces: str, counted: int) -> int:
     return abs(len(a) - matched - counted)
 
 
-__all__ = ["LETTER_NAMES", "Ledger", "SPEECH_CHARS", "canonical", "normalize_text", "split_sentences", "unaccounted"]
+__all__ = ["Ledger", "SPEECH_CHARS", "canonical", "normalize_text", "split_sentences", "unaccounted"]
