@@ -31,6 +31,16 @@ class Word:
     reading: str  # katakana pronunciation (ー for long vowels), e.g. 5km → ゴキロ
     morae: int
     pos: str = ""  # UniDic part of speech, e.g. "助詞-終助詞"; "フィラー" for inserted fillers
+    rule: bool = False  # the reading was decided by a normalisation rule (5km, T, 1/2), not a dictionary
+
+    @property
+    def spoken(self) -> str:
+        """What an engine that reads text is given, so that it says this word's reading: the
+        written form, or for a rule-read word its katakana reading (5km → ゴキロ) with the word's
+        trailing punctuation, which carries the pause."""
+        if not self.rule:
+            return self.surface
+        return self.reading + self.surface[len(self.surface.rstrip("、。！？…")):]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,19 @@ def test_turn_script_alternates_and_marks_breaks():
     assert [w.entry for w in words if w.surface == "。"] == ["。"]
 
 
+def test_turn_script_reads_the_scripts_readings():
+    """A rule-read word (5km) is given to DSM as its reading; its alignment keeps the surface."""
+    from dataclasses import replace
+
+    from jmoshi_augment.augment.types import Word
+
+    script = tiny_script()
+    first = script.segments[0]
+    seg = replace(first, words=(Word("5km", "ゴキロ", 3, "名詞-数詞", rule=True),) + first.words[1:])
+    turns, words = turn_script(replace(script, segments=(seg,) + script.segments[1:]), "A")
+    assert turns[0].split()[0] == "ゴキロ" and words[0].surface == "5km" and words[0].entry == "ゴキロ"
+
+
 def test_mono_output_is_split_at_turn_starts():
     words = [AlignedWord("a", 0.2, 0.5, MAIN), AlignedWord("b", 1.0, 1.3, OTHER), AlignedWord("c", 2.0, 2.2, MAIN)]
     spans = channel_spans(words, [0, 1, 2], SAMPLE_RATE * 3)

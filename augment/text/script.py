@@ -103,7 +103,7 @@ def to_words(sentence: str, lost: Ledger | None = None) -> tuple[Word, ...]:
     words = []
     for t, reading in zip(tokens, said):
         reading += "ー" * sum(1 for c in t.glued if c in _LENGTHENERS)
-        words.append(Word(t.surface + t.glued, reading, count_morae(reading), t.pos))
+        words.append(Word(t.surface + t.glued, reading, count_morae(reading), t.pos, t.fixed))
     return tuple(words)
 
 

@@ -83,7 +83,7 @@ def turn_script(script: SpokenScript, main_speaker: str, *, sentence_break: floa
                 parts.append(f'<break time="{sentence_break:.2f}s"/>')
             prev_seg = s
             word = seg.words[w]
-            entry = word.surface.translate(_STRIPPED)
+            entry = word.spoken.translate(_STRIPPED)  # rule-read words as their reading (5km → ゴキロ)
             if entry:
                 parts.append(entry)
             words.append(DsmWord(s, w, word.surface, ch, word.morae, r, entry))

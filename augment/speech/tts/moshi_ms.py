@@ -143,7 +143,7 @@ def build_script_tokens(script: SpokenScript, main_speaker: str, sp: "sentencepi
     unk = sp.unk_id()
     for r, (ch, members) in enumerate(speaker_runs(script, main_speaker, backchannels)):
         ids.append(SPEAKER_TOKEN[ch])
-        surfaces = [script.segments[s].words[w].surface for s, w in members]
+        surfaces = [script.segments[s].words[w].spoken for s, w in members]  # the script's readings
         text = "".join(surfaces)
         if end_punct and not text.endswith(SENTENCE_END):
             text += "。"
