@@ -71,7 +71,7 @@ def test_words_glue_punctuation_and_count_morae():
 def test_rule_read_words_are_spoken_as_their_reading():
     """Engines that read text get a rule-read word's katakana reading (keeping its pause mark);
     dictionary words keep their written form, with its accent information."""
-    words = {w.surface: w for w in to_words("Tシャツを5km先で、2,000円。")}
+    words = {w.surface: w for w in to_words(normalize_text("Tシャツを5km先で、2,000円。"))}
     assert words["T"].rule and words["T"].spoken == "ティー"
     assert words["5km"].spoken == "ゴキロ" and words["2,000円。"].spoken == "ニセンエン。"
     assert not words["シャツ"].rule and words["シャツ"].spoken == "シャツ"
