@@ -49,12 +49,15 @@ _WEEKDAY_PAREN = re.compile(r"\(([月火水木金土日])\)")
 _NUMBER_NO = re.compile(r"\b[Nn]o\.\s?(\d+)")
 _UNIT_KEYS = sorted(UNITS, key=len, reverse=True)
 _COUNTER_KANA = ("キロ", "センチ", "ミリ", "メートル", "グラム", "パーセント", "ドル", "ユーロ", "ページ", "カ月", "ヶ月", "か月", "つ")
+# Counters read together with their number, for the sound changes (3本 サンボン, 1分 イップン,
+# 6階 ロッカイ); any other kanji after a number starts a new word for the tagger.
+_COUNTER_KANJI = "人円本個回枚匹杯冊台歳才階件分秒時日月年週度位番点倍割着足泊軒社品曲話頭羽通票問歩首席発敗勝戦期代名組号巻缶箱袋粒錠周次局機線万億"
 _PHONE = re.compile(r"(?<![\d-])0\d{1,4}-\d{1,4}-\d{3,4}(?![\d-])")
 _MONTH_DAY = re.compile(r"(?<!\d)(1[0-2]|0?[1-9])月(3[01]|[12]\d|0?[1-9])日")
 _NUMBER_LETTER = re.compile(r"(?<![\dA-Za-z])(\d[A-Za-z])(?![A-Za-z\d])")
 _NUMBER = re.compile(
     r"(?<![\d.A-Za-z])(-|−)?(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?([万億兆])?\s?("
-    + "(?:" + "|".join(re.escape(u) for u in _UNIT_KEYS) + r")(?![A-Za-z])|" + "|".join(_COUNTER_KANA) + r"|[一-鿿々]間?)?"
+    + "(?:" + "|".join(re.escape(u) for u in _UNIT_KEYS) + r")(?![A-Za-z])|" + "|".join(_COUNTER_KANA) + "|[" + _COUNTER_KANJI + "][間目]?)?"
 )
 _RANGE = re.compile(r"(?<=[\d一-鿿])〜(?=\s?[\d一-鿿ァ-ヺ])|(?<=[ァ-ヺ])〜(?=\s?\d)")
 _TILDE = re.compile(r"〜+")
