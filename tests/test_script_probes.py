@@ -91,6 +91,8 @@ PROBES = [
     # not spoken, counted by reason
     ("まじでwww", {"まじ": "マジ"}, {"laughter": 3}),
     ("最高(笑)", {"最高": "サイコー"}, {"laughter": 3}),
+    ("まじかw", {"まじか": "マジカ"}, {"laughter": 1}),
+    ("wの文字", {"w": "ダブリュー"}, {}),  # a lone letter, not laughter
     ("楽しかった😊また行こう", {"また": "マタ"}, {"emoji": 1}),
     ("了解(^_^)明日ね", {"了解": "リョーカイ"}, {"kaomoji": 5}),
     ("「本当？」って言った", {"本当？": "ホントー"}, {"punctuation": 2}),

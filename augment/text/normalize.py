@@ -39,7 +39,8 @@ _EMOJI = re.compile(
     "\U000020E3\U00002190-\U000021FF]+"
 )
 _KAOMOJI = re.compile(r"\([^()ぁ-んァ-ン一-龥a-zA-Z0-9]{1,12}\)")
-_LAUGH = re.compile(r"(?<![A-Za-z])w{2,}(?![A-Za-z])|\(笑\)|草{2,}")
+# Chat laughter: ww..., a single w right after Japanese text (まじかw), (笑), 草草.
+_LAUGH = re.compile(r"(?<![A-Za-z])w{2,}(?![A-Za-z])|(?<=[ぁ-ヺ一-鿿ー！？。、…])w(?![A-Za-z])|\(笑\)|草{2,}")
 _PRIVATE = re.compile("[\ue000-\uf8ff]")
 _DATE = re.compile(r"(\d{4})[/.-](\d{1,2})[/.-](\d{1,2})")
 _TIME = re.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
