@@ -119,11 +119,12 @@ def _time(m: re.Match[str]) -> str:
 
 
 def _slash(m: re.Match[str]) -> str:
-    """m/d is a date in chat (5/3, 12/25); a/b with a < b ≤ 10 and no weekday after it is a
-    fraction (1/2 → にぶんのいち), unless a date cue (曜, に) follows."""
+    """m/d is a date in chat (5/3, 12/25); a/b with a < b ≤ 10 reads as a fraction (1/2 →
+    ニブンノイチ, 3/4くらい) unless a date cue follows: a weekday, or に/から/まで/〜 (3/4に会おう)."""
     a, b = int(m[1]), int(m[2])
     after = m.string[m.end() : m.end() + 4]
-    is_date = 1 <= a <= 12 and 1 <= b <= 31 and not (a < b <= 10 and not _WEEKDAY.match(after))
+    date_cue = _WEEKDAY.match(after) or after.lstrip().startswith(("に", "から", "まで", "〜"))
+    is_date = 1 <= a <= 12 and 1 <= b <= 31 and not (a < b <= 10 and not date_cue)
     if is_date:
         return fixed(m.group(0), front_end_reading(f"{number_words(m[1])}月{number_words(m[2])}日"))
     if b == 0:
