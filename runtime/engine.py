@@ -1,28 +1,21 @@
-"""The streaming step loop: Mimi encode → ``LMGen.step`` → Mimi decode, for N sessions in one batch.
+"""The session loop: a :class:`~.stepper.BatchStepper` driven by its own thread.
 
-Two layers:
+Sessions talk to the engine through thread-safe queues (input frames in, :class:`StepOutput` out
+through a callback), so the asyncio server never runs model compute, and a slow network client
+never delays the batch. Each loop iteration takes at most one queued frame from every session that
+has one, runs one batched step with the others masked off, and hands each session its output.
 
-- :class:`BatchStepper` is the compute: one 80 ms step for all ``B`` slots at once. Slots that have
-  no input this step are switched off with moshi's exec mask (their streaming state does not move),
-  a new session resets only its own slot (``reset_streaming(mask)``), and ``LMGen`` runs with
-  ``support_out_of_sync=True`` so slots at different positions share the batch. Shapes never
-  change, which is what lets moshi's CUDA graphs capture the step once.
-- :class:`Engine` runs a stepper in its own thread. Sessions talk to it through thread-safe queues
-  (input frames in, :class:`StepOutput` out through a callback), so the asyncio server never runs
-  model compute, and a slow network client never delays the batch.
-
-Output timing: ``LMGen`` returns the model's frame ``t - max_delay`` at step ``t`` (the acoustic
-delay), so the first ``max_delay`` steps of a session produce silence. Every :class:`StepOutput`
-carries the user frame consumed at that step and the model frame produced, which is how recordings
-and the offline mode stay sample-aligned.
+Sessions occupy rows ``0..n-1`` of the batch: when one leaves, the session in the last row moves
+into its row (``BatchStepper.move``), so the step only ever computes the sessions present (one user
+on a 32-slot server pays a batch-1 step). Opening, closing and moving are applied by the engine
+thread between steps. Every :class:`StepOutput` carries the user frame consumed at that step and the
+model frame produced, which is how recordings and the offline mode stay sample-aligned.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -30,170 +23,16 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.runtime.batch_views import StateViews
-from jmoshi_augment.runtime.sampling import SamplingOptions, SlotSampler
-from jmoshi_augment.runtime.sampling import active as sampling_active
+from jmoshi_augment.runtime.ratelog import RateLimitedLog
+from jmoshi_augment.runtime.sampling import SamplingOptions
+from jmoshi_augment.runtime.stepper import NO_TEXT, BatchStepper, StepResult
 
 if TYPE_CHECKING:
-    import torch
-
     from jmoshi_augment.runtime.models import LoadedModel
 
+__all__ = ["NO_TEXT", "BatchStepper", "Engine", "SamplingOptions", "Session", "StepOutput", "StepResult"]
+
 logger = logging.getLogger(__name__)
-
-NO_TEXT = -1  # text id of a step whose token is padding / end-of-padding / not generated
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """One batched step, on the CPU."""
-
-    pcm: np.ndarray  # float32 [B, frame_size], the model's audio (zeros where not generated)
-    text: np.ndarray  # int64 [B], the model's text token or NO_TEXT
-    generated: np.ndarray  # bool [B], whether the slot produced a real model frame this step
-    seconds: float  # wall time of the step
-
-
-class BatchStepper:
-    """Streaming state for ``batch_size`` rows and the batched step over the first rows in use.
-
-    ``step`` takes as many rows as the caller has sessions (``n <= batch_size``) and computes the
-    smallest bucket that holds them (:mod:`.batch_views`), so one session on a many-slot stepper
-    costs a batch-1 step. Each row samples from its own seeded stream (:mod:`.sampling`)."""
-
-    def __init__(self, model: "LoadedModel", batch_size: int, sampling: SamplingOptions = SamplingOptions()) -> None:
-        import torch
-        from moshi.models.lm import LMGen
-
-        if batch_size < 1:
-            raise JmoshiError(f"batch size must be >= 1, got {batch_size}", key="slots")
-        self.model = model
-        self.batch_size = batch_size
-        self.device = model.device
-        self.frame_size = model.frame_size
-        self.sampling = sampling
-        greedy = sampling.temp == 0
-        self.lm_gen = LMGen(
-            model.lm,
-            use_sampling=not greedy,
-            temp=sampling.temp,
-            temp_text=sampling.temp_text,
-            top_k=sampling.top_k,
-            top_k_text=sampling.top_k_text,
-            support_out_of_sync=True,
-        )
-        self._special_text = torch.tensor(
-            [model.lm.text_padding_token_id, model.lm.end_of_text_padding_id], device=self.device
-        )
-        self._n_audio = model.lm.dep_q
-        if model.mimi.is_streaming or model.lm.is_streaming:
-            raise JmoshiError("this model is already driven by another stepper: close() it first")
-        roots = {"mimi": model.mimi, "lm_gen": self.lm_gen, "lm": model.lm}
-        self._exit = contextlib.ExitStack()
-        with torch.no_grad():
-            reference = None
-            if batch_size > 1:  # batch-1 states, only to tell each field's batch dimension
-                with contextlib.ExitStack() as tmp:
-                    tmp.enter_context(model.mimi.streaming(1))
-                    tmp.enter_context(self.lm_gen.streaming(1))
-                    reference = {name: root.get_streaming_state() for name, root in roots.items()}
-            self._exit.enter_context(model.mimi.streaming(batch_size))
-            self._exit.enter_context(self.lm_gen.streaming(batch_size))
-            self.views = StateViews(roots, batch_size, reference)
-        del reference
-        base = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        self._seeds = torch.tensor([base + i for i in range(batch_size)], dtype=torch.long, device=self.device)
-        self._seed_views = {k: self._seeds.narrow(0, 0, k) for k in self.views.buckets}
-        self._sampler = SlotSampler()
-
-    def close(self) -> None:
-        """Leave streaming mode so the model can be driven by another stepper."""
-        self.views.activate_full()
-        self._exit.close()
-
-    def __enter__(self) -> "BatchStepper":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def reset(self, rows: list[int], seeds: list[int] | None = None) -> None:
-        """Start fresh sessions in ``rows`` without touching the others (optionally reseeded)."""
-        import torch
-
-        mask = torch.zeros(self.batch_size, dtype=torch.bool)
-        mask[rows] = True
-        mask = mask.to(self.device)
-        self.views.activate_full()
-        self.model.mimi.reset_streaming(mask)
-        self.lm_gen.reset_streaming(mask)
-        if seeds is not None:
-            for row, seed in zip(rows, seeds, strict=True):
-                self._seeds[row] = int(seed)
-
-    def move(self, src: int, dst: int) -> None:
-        """Move the session in row ``src`` to row ``dst`` (whose session has left)."""
-        self.views.move_row(src, dst)
-        self._seeds[dst] = self._seeds[src]
-
-    def step(self, pcm: np.ndarray, active: np.ndarray) -> StepResult:
-        """One 80 ms step over rows ``0..n-1``. ``pcm`` float32 [n, frame_size] with
-        ``n <= batch_size``; ``active`` bool [n] (rows with input this step)."""
-        import torch
-
-        started = time.perf_counter()
-        n = pcm.shape[0]
-        if pcm.ndim != 2 or pcm.shape[1] != self.frame_size or not 1 <= n <= self.batch_size:
-            raise ValueError(f"expected pcm [n <= {self.batch_size}, {self.frame_size}], got {list(pcm.shape)}")
-        k = self.views.bucket_for(n)
-        self.views.activate(k)
-        if k > n:
-            pcm = np.concatenate([pcm, np.zeros((k - n, self.frame_size), np.float32)])
-            active = np.concatenate([np.asarray(active, dtype=bool), np.zeros(k - n, dtype=bool)])
-        mimi, lm_gen = self.model.mimi, self.lm_gen
-        with torch.no_grad(), sampling_active(self._sampler) as sampler:
-            x = torch.from_numpy(np.ascontiguousarray(pcm, dtype=np.float32)).to(self.device)[:, None]  # [k, 1, T]
-            exec_mask = torch.from_numpy(np.asarray(active, dtype=bool)).to(self.device)
-            mimi.set_exec_mask(exec_mask)
-            codes = mimi.encode(x)  # [k, n_q, 1]
-            lm_gen.set_exec_mask(exec_mask)
-            sampler.begin_step(self._seed_views[k], lm_gen._streaming_state.offsets)
-            tokens = lm_gen.step(codes)  # [k, 1 + dep_q, 1]; ungenerated_token_id where not generated
-            self.views.after_step()
-            assert tokens is not None  # support_out_of_sync: always a tensor
-            audio = tokens[:, 1 : 1 + self._n_audio]  # [k, dep_q, 1]
-            generated = exec_mask & (audio >= 0).all(dim=1)[:, 0]  # [k]
-            mimi.set_exec_mask(generated)
-            out = mimi.decode(audio.clamp(min=0))  # [k, 1, T]
-            out = torch.where(generated[:, None, None], out, torch.zeros_like(out))
-            text = tokens[:, 0, 0]
-            text = torch.where(
-                generated & ~torch.isin(text, self._special_text) & (text >= 0), text, torch.full_like(text, NO_TEXT)
-            )
-            pcm_out = out[:n, 0].float().cpu().numpy()
-            text_out = text[:n].cpu().numpy()
-            generated_out = generated[:n].cpu().numpy()
-        return StepResult(pcm_out, text_out, generated_out, time.perf_counter() - started)
-
-    def warmup(self, steps: int = 4) -> None:
-        """Run a few silent steps in every bucket (captures each bucket's CUDA graphs on GPU), then
-        reset every row.
-
-        Synchronises the device only when it is a CUDA device (moshi.server's warmup calls
-        ``torch.cuda.synchronize()`` unconditionally and crashes on CPU-only machines)."""
-        import torch
-
-        for k in self.views.buckets:
-            silence = np.zeros((k, self.frame_size), dtype=np.float32)
-            for _ in range(steps):
-                self.step(silence, np.ones(k, dtype=bool))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.reset(list(range(self.batch_size)))
-
-    @property
-    def max_delay(self) -> int:
-        return int(self.lm_gen.max_delay)
 
 
 @dataclass(frozen=True)
@@ -208,68 +47,75 @@ class StepOutput:
 
 
 class Session:
-    """One conversation in one slot. Feed it PCM with :meth:`push`; outputs arrive via ``on_output``
-    (called from the engine thread: keep it cheap and thread-safe, e.g. ``loop.call_soon_threadsafe``)."""
+    """One conversation. Feed it PCM with :meth:`push`; outputs arrive via ``on_output`` (called
+    from the engine thread: keep it cheap and thread-safe, e.g. ``loop.call_soon_threadsafe``)."""
 
-    def __init__(self, engine: "Engine", slot: int, on_output: Callable[[StepOutput], None],
+    def __init__(self, engine: "Engine", session_id: int, seed: int, on_output: Callable[[StepOutput], None],
                  on_close: Callable[[], None] | None = None) -> None:
         self.engine = engine
-        self.slot = slot
+        self.id = session_id
+        self.seed = seed  # its sampling stream: the same seed gives the same conversation
+        self.row: int | None = None  # its row in the batch, set by the engine thread; may change
         self.on_output = on_output
         self.on_close = on_close
         self.frames: deque[np.ndarray] = deque()
         self._buffer = np.zeros(0, dtype=np.float32)
         self.steps = 0
+        self.dropped = 0  # input frames discarded because the engine was behind
         self.closed = False
         self.max_backlog = engine.max_backlog
 
-    def push(self, pcm: np.ndarray) -> None:
-        """Queue user audio (any length, mono float32 at the model's sample rate)."""
+    def push(self, pcm: np.ndarray) -> int:
+        """Queue user audio (any length, mono float32 at the model's sample rate). Returns how many
+        queued frames were dropped to keep the backlog under ``max_backlog_s`` (0 normally)."""
         if self.closed:
-            return
+            return 0
         frame = self.engine.frame_size
         self._buffer = np.concatenate([self._buffer, np.asarray(pcm, dtype=np.float32).reshape(-1)])
         n = self._buffer.size // frame
+        dropped = 0
         if n:
             with self.engine._cond:
                 for i in range(n):
                     self.frames.append(self._buffer[i * frame : (i + 1) * frame])
-                dropped = 0
                 while len(self.frames) > self.max_backlog:
                     self.frames.popleft()
                     dropped += 1
                 self.engine._cond.notify()
-            if dropped:
-                logger.warning("slot %d: engine is behind, dropped %d queued input frames", self.slot, dropped)
             self._buffer = self._buffer[n * frame :]
+        if dropped:
+            self.dropped += dropped
+            self.engine.drop_log.add(dropped)
+        return dropped
 
     def close(self) -> None:
-        """Leave the slot; frames still queued are discarded."""
+        """Leave the batch; frames still queued are discarded and the slot is free at once."""
         self.engine._release(self)
 
 
 class Engine:
-    """A :class:`BatchStepper` driven by its own thread; sessions are paced by their own input.
-
-    Each loop iteration takes at most one queued frame from every session that has one, runs one
-    batched step with the others masked off, and hands each session its output. Opening and
-    closing sessions is queued and applied by the engine thread between steps."""
+    """Runs the batched step for up to ``slots`` sessions, paced by their own input."""
 
     def __init__(self, model: "LoadedModel", slots: int, sampling: SamplingOptions = SamplingOptions(),
-                 *, max_backlog_s: float = 2.0) -> None:
+                 *, max_backlog_s: float = 2.0, log_interval_s: float = 10.0) -> None:
         self.model = model
         self.slots = slots
         self.frame_size = model.frame_size
         self.max_backlog = max(1, int(round(max_backlog_s * model.mimi.frame_rate)))
+        self.sampling = sampling
         self._stepper_args = (model, slots, sampling)
         self.stepper: BatchStepper | None = None
         self._cond = threading.Condition()
-        self._sessions: dict[int, Session] = {}
-        self._to_reset: list[int] = []
+        self._rows: list[Session] = []  # row i of the batch holds _rows[i]; engine thread only
+        self._joining: list[Session] = []
+        self._open = 0  # sessions admitted and not closed (rows + joining - closed)
+        self._next_id = 0
         self._thread: threading.Thread | None = None
         self._stop = False
         self.error: BaseException | None = None
         self.step_times: deque[float] = deque(maxlen=1000)
+        self.drop_log = RateLimitedLog(logger, log_interval_s,
+                                       "engine is behind: dropped %d queued input frames (oldest first)")
 
     def start(self, warmup: bool = True) -> "Engine":
         self.stepper = BatchStepper(*self._stepper_args)
@@ -289,6 +135,7 @@ class Engine:
         if self.stepper is not None:
             self.stepper.close()
             self.stepper = None
+        self.drop_log.flush()
 
     def __enter__(self) -> "Engine":
         return self.start()
@@ -299,20 +146,24 @@ class Engine:
     @property
     def active_sessions(self) -> int:
         with self._cond:
-            return len(self._sessions)
+            return self._open
 
-    def open_session(self, on_output: Callable[[StepOutput], None],
-                     on_close: Callable[[], None] | None = None) -> Session | None:
-        """A session in a free slot, or ``None`` when every slot is taken (the caller says busy)."""
+    def open_session(self, on_output: Callable[[StepOutput], None], on_close: Callable[[], None] | None = None,
+                     *, seed: int | None = None) -> Session | None:
+        """A new session, or ``None`` when every slot is taken (the caller says busy). Without a
+        ``seed``, session ``i`` gets ``sampling.seed + i`` (random when ``sampling.seed`` is None)."""
         with self._cond:
             if self.error is not None:
                 raise JmoshiError(f"the engine stopped after an error: {self.error}")
-            free = [s for s in range(self.slots) if s not in self._sessions]
-            if not free:
+            if self._open >= self.slots:
                 return None
-            session = Session(self, free[0], on_output, on_close)
-            self._sessions[session.slot] = session
-            self._to_reset.append(session.slot)
+            if seed is None:
+                base = self.sampling.seed
+                seed = base + self._next_id if base is not None else int(np.random.SeedSequence().generate_state(1)[0])
+            session = Session(self, self._next_id, seed, on_output, on_close)
+            self._next_id += 1
+            self._open += 1
+            self._joining.append(session)
             self._cond.notify()
             return session
 
@@ -322,58 +173,80 @@ class Engine:
                 return
             session.closed = True
             session.frames.clear()
-            if self._sessions.get(session.slot) is session:
-                del self._sessions[session.slot]
+            self._open -= 1
+            self._cond.notify()
+
+    def _apply_membership(self, stepper: BatchStepper) -> None:
+        """Fill the rows of closed sessions from the end, then give joiners the next rows (with the
+        lock held, between steps)."""
+        rows = self._rows
+        i = 0
+        while i < len(rows):
+            if not rows[i].closed:
+                i += 1
+                continue
+            last = rows.pop()
+            if i < len(rows):
+                stepper.move(len(rows), i)
+                rows[i] = last
+                last.row = i
+        joining = [s for s in self._joining if not s.closed]
+        self._joining = []
+        if joining:
+            for s in joining:
+                s.row = len(rows)
+                rows.append(s)
+            stepper.reset([s.row for s in joining], seeds=[s.seed for s in joining])
 
     def _run(self) -> None:
         import torch
 
         assert self.stepper is not None
         stepper = self.stepper
-        B, frame = self.slots, self.frame_size
-        pcm = np.zeros((B, frame), dtype=np.float32)
+        pcm = np.zeros((self.slots, self.frame_size), dtype=np.float32)
         try:
             with torch.no_grad():
                 while True:
                     with self._cond:
-                        while not self._stop and not any(s.frames for s in self._sessions.values()):
+                        while True:
+                            if self._stop:
+                                return
+                            self._apply_membership(stepper)
+                            if any(s.frames for s in self._rows):
+                                break
                             self._cond.wait(timeout=0.5)
-                        if self._stop:
-                            return
-                        if self._to_reset:
-                            stepper.reset(self._to_reset)
-                            self._to_reset = []
-                        pcm[:] = 0.0
-                        active = np.zeros(B, dtype=bool)
-                        batch: list[tuple[Session, np.ndarray]] = []
-                        for slot, session in self._sessions.items():
+                        n = len(self._rows)
+                        pcm[:n] = 0.0
+                        active = np.zeros(n, dtype=bool)
+                        batch: list[tuple[Session, int, np.ndarray]] = []
+                        for row, session in enumerate(self._rows):
                             if session.frames:
-                                pcm[slot] = session.frames.popleft()
-                                active[slot] = True
-                                batch.append((session, pcm[slot].copy()))
-                    result = stepper.step(pcm, active)
+                                pcm[row] = session.frames.popleft()
+                                active[row] = True
+                                batch.append((session, row, pcm[row].copy()))
+                    result = stepper.step(pcm[:n], active)
                     self.step_times.append(result.seconds)
-                    for session, user in batch:
+                    for session, row, user in batch:
                         if session.closed:
                             continue
                         out = StepOutput(
                             index=session.steps,
-                            pcm=result.pcm[session.slot],
+                            pcm=result.pcm[row],
                             user_pcm=user,
-                            text_id=int(result.text[session.slot]),
+                            text_id=int(result.text[row]),
                             step_seconds=result.seconds,
                         )
                         session.steps += 1
                         try:
                             session.on_output(out)
                         except Exception:  # a broken consumer must not stop the others
-                            logger.exception("slot %d: output callback failed; closing the session", session.slot)
+                            logger.exception("session %d: output callback failed; closing it", session.id)
                             self._release(session)
         except BaseException as e:  # surface to open_session and to every waiting session
             logger.exception("engine thread stopped")
             with self._cond:
                 self.error = e
-                sessions = list(self._sessions.values())
+                sessions = [s for s in self._rows + self._joining if not s.closed]
             for session in sessions:
                 if session.on_close is not None:
                     session.on_close()

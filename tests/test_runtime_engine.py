@@ -10,7 +10,7 @@ import torch
 
 from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.runtime.engine import NO_TEXT, BatchStepper, Engine, SamplingOptions
+from jmoshi_augment.runtime.engine import NO_TEXT, BatchStepper, Engine, SamplingOptions, StepOutput
 from runtime_helpers import speech_like, tiny_model
 
 GREEDY = SamplingOptions(temp=0, temp_text=0)
@@ -122,8 +122,8 @@ def test_engine_thread_serves_sessions_and_reports_busy():
         s1.push(x1)
         assert done.wait(timeout=120)
         s0.close()
-        s3 = engine.open_session(lambda out: None)  # the freed slot is reusable
-        assert s3 is not None and s3.slot == s0.slot
+        s3 = engine.open_session(lambda out: None)  # the freed slot is reusable at once
+        assert s3 is not None and engine.active_sessions == 2
     assert [o.index for o in got[0]] == [0, 1, 2, 3]
     np.testing.assert_array_equal(np.concatenate([o.user_pcm for o in got[0]]), x0[:4 * FRAME_SIZE])
     assert got[0][1].pcm.shape == (FRAME_SIZE,)
@@ -175,3 +175,47 @@ def test_one_session_on_a_many_row_stepper_computes_one_row():
         state = stepper.lm_gen._streaming_state
         assert state.batch_size == 1 and state.offsets.shape == (1,)
         assert state.offsets.data_ptr() == stepper.views.full["lm_gen"][""].offsets.data_ptr()
+
+
+def test_engine_compacts_rows_when_a_session_leaves():
+    """Three sessions on a 4-slot engine; the first leaves; the last moves into its row and the
+    engine steps a 2-row bucket. The moved session's stream goes on as if nothing happened: its
+    output equals the same session (same seed) run alone."""
+    model = tiny_model()
+    x = speech_like(N_FRAMES * 0.08, seed=8)
+    alone: list[StepOutput] = []
+    with Engine(model, 1, SAMPLED) as engine:
+        done = threading.Event()
+        s = engine.open_session(lambda o: (alone.append(o), len(alone) == N_FRAMES and done.set()), seed=99)
+        s.push(x)
+        assert done.wait(timeout=120)
+
+    got: dict[int, list[StepOutput]] = {0: [], 1: [], 2: []}
+    half = threading.Event()
+    done = threading.Event()
+
+    def collect(i):
+        def on_output(out):
+            got[i].append(out)
+            if i == 2 and len(got[2]) == N_FRAMES // 2:
+                half.set()
+            if i == 2 and len(got[2]) == N_FRAMES:
+                done.set()
+        return on_output
+
+    with Engine(model, 4, SAMPLED) as engine:
+        sessions = [engine.open_session(collect(0)), engine.open_session(collect(1)),
+                    engine.open_session(collect(2), seed=99)]
+        for i, s in enumerate(sessions[:2]):
+            s.push(speech_like(N_FRAMES * 0.08, seed=20 + i))
+        sessions[2].push(x[: N_FRAMES // 2 * 1920])
+        assert half.wait(timeout=120)
+        assert sessions[2].row == 2 and engine.stepper.views.active == 4
+        sessions[0].close()
+        sessions[1].push(np.zeros(0, np.float32))
+        sessions[2].push(x[N_FRAMES // 2 * 1920 :])
+        assert done.wait(timeout=120)
+        assert sessions[2].row == 0 and sessions[1].row == 1  # the last row moved into the hole
+        assert engine.stepper.views.active == 2
+    np.testing.assert_allclose(np.stack([o.pcm for o in got[2]]), np.stack([o.pcm for o in alone]), atol=1e-5)
+    assert [o.text_id for o in got[2]] == [o.text_id for o in alone]
