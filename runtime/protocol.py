@@ -3,7 +3,11 @@
 The kinds are those of Kyutai's servers (Python ``moshi.server`` and the Rust ``moshi-server``), so
 their clients work here: 0x00 handshake (server → client, once, when the session is ready), 0x01 one
 chunk of a single continuous Ogg-Opus stream per direction, 0x02 UTF-8 text, 0x05 an error message
-before the server closes. Unknown kinds are logged and skipped by the server.
+before the server closes. Unknown kinds are skipped by the server (and counted in its log).
+
+Ours on top, ignored by clients that do not know them: 0x04 metadata carries JSON notices such as
+``{"event": "input_dropped", "frames": 12, "message": ...}`` (the engine is behind and dropped the
+oldest queued input); an idle session gets a 0x05 ``idle: ...`` message and close code 4000.
 
 Also here: turning SentencePiece pieces into display text without the spurious spaces that
 ``piece.replace("▁", " ")`` puts between Japanese words.
@@ -12,6 +16,7 @@ Also here: turning SentencePiece pieces into display text without the spurious s
 from __future__ import annotations
 
 import enum
+import json
 import unicodedata
 from dataclasses import dataclass
 
@@ -59,6 +64,10 @@ def text(piece: str) -> bytes:
 
 def error(message: str) -> bytes:
     return Message(MessageKind.ERROR, message.encode("utf-8")).encode()
+
+
+def metadata(payload: dict) -> bytes:
+    return Message(MessageKind.METADATA, json.dumps(payload, ensure_ascii=False).encode("utf-8")).encode()
 
 
 def audio(ogg: bytes) -> bytes:
