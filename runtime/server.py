@@ -303,9 +303,10 @@ class ChatServer:
 
 async def serve(engine: "Engine", options: ServerOptions, *, on_ready: Callable[[int], None] | None = None) -> None:
     """Run until cancelled (Ctrl-C); then close every client with 1001 and finish recordings."""
-    runner = web.AppRunner(ChatServer(engine, options).app(), access_log=None)
+    runner = web.AppRunner(ChatServer(engine, options).app(), access_log=None,
+                           shutdown_timeout=options.close_timeout_s + 0.5)
     await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port, shutdown_timeout=options.close_timeout_s + 1.0)
+    site = web.TCPSite(runner, options.host, options.port)
     await site.start()
     port = runner.addresses[0][1]
     logger.info("serving on http://%s:%d (%d slots)%s", options.host, port, engine.slots,

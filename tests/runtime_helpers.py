@@ -6,6 +6,7 @@ a real (random) Mimi: audio ``card`` = Mimi's 2048 codes, ``text_card`` = the Se
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -141,3 +142,63 @@ def ogg_pages(pcm: np.ndarray, frame: int = FRAME_SIZE, sample_rate: int = SAMPL
         if data:
             pages.append(data)
     return pages
+
+
+@contextlib.asynccontextmanager
+async def running_server(options, slots: int = 2, **engine_kwargs):
+    """A real server on 127.0.0.1 (any free port) over the tiny model; yields
+    ``(client session, base url, engine, ChatServer)``."""
+    import aiohttp
+    from aiohttp import web
+
+    from jmoshi_augment.runtime.engine import Engine, SamplingOptions
+    from jmoshi_augment.runtime.server import ChatServer
+
+    engine = Engine(tiny_model(), slots, SamplingOptions(seed=1), **engine_kwargs).start(warmup=False)
+    server = ChatServer(engine, options)
+    runner = web.AppRunner(server.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield http, f"http://127.0.0.1:{port}", engine, server
+    finally:
+        await runner.cleanup()
+        engine.stop()
+
+
+async def talk(ws, pcm: np.ndarray, *, expect_frames: int, timeout: float = 120) -> tuple[np.ndarray, str]:
+    """Send audio as Ogg-Opus pages; collect the decoded reply until ``expect_frames`` frames came."""
+    import asyncio
+
+    import aiohttp
+    import sphn
+
+    from jmoshi_augment.runtime import protocol
+    from jmoshi_augment.runtime.protocol import MessageKind
+
+    reader = sphn.OpusStreamReader(SAMPLE_RATE)
+    for page in ogg_pages(pcm):
+        await ws.send_bytes(protocol.audio(page))
+    got, text = [], []
+    async with asyncio.timeout(timeout):
+        while sum(x.size for x in got) < expect_frames * FRAME_SIZE:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.BINARY, msg
+            m = protocol.Message.decode(msg.data)
+            if m.kind == MessageKind.AUDIO:
+                got.append(reader.append_bytes(m.payload))
+            elif m.kind == MessageKind.TEXT:
+                text.append(m.payload.decode("utf-8"))
+    return np.concatenate(got), "".join(text)
+
+
+async def handshake(ws) -> None:
+    import asyncio
+
+    import aiohttp
+
+    msg = await asyncio.wait_for(ws.receive(), 30)
+    assert msg.type == aiohttp.WSMsgType.BINARY and msg.data == b"\x00"

@@ -3,67 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import aiohttp
 import numpy as np
 import pytest
 import soundfile
-import sphn
-from aiohttp import web
 
 from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from jmoshi_augment.runtime import protocol
-from jmoshi_augment.runtime.engine import Engine, SamplingOptions
 from jmoshi_augment.runtime.protocol import MessageKind
-from jmoshi_augment.runtime.server import BAD_DATA_CLOSE_CODE, BUSY_CLOSE_CODE, ChatServer, ServerOptions
-from runtime_helpers import ogg_pages, speech_like, tiny_model
+from jmoshi_augment.runtime.server import BAD_DATA_CLOSE_CODE, BUSY_CLOSE_CODE, ServerOptions
+from runtime_helpers import handshake, ogg_pages, running_server, speech_like, talk
 
 N_FRAMES = 6
 
 
-@contextlib.asynccontextmanager
-async def running_server(options: ServerOptions, slots: int = 2):
-    engine = Engine(tiny_model(), slots, SamplingOptions(seed=1)).start(warmup=False)
-    runner = web.AppRunner(ChatServer(engine, options).app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield http, f"http://127.0.0.1:{port}", engine
-    finally:
-        await runner.cleanup()
-        engine.stop()
-
-
-async def talk(ws, pcm: np.ndarray, *, expect_frames: int, timeout: float = 120) -> tuple[np.ndarray, str]:
-    """Send audio as Ogg-Opus pages; collect the decoded reply until ``expect_frames`` frames came."""
-    reader = sphn.OpusStreamReader(SAMPLE_RATE)
-    for page in ogg_pages(pcm):
-        await ws.send_bytes(protocol.audio(page))
-    got, text = [], []
-    async with asyncio.timeout(timeout):
-        while sum(x.size for x in got) < expect_frames * FRAME_SIZE:
-            msg = await ws.receive()
-            assert msg.type == aiohttp.WSMsgType.BINARY, msg
-            m = protocol.Message.decode(msg.data)
-            if m.kind == MessageKind.AUDIO:
-                got.append(reader.append_bytes(m.payload))
-            elif m.kind == MessageKind.TEXT:
-                text.append(m.payload.decode("utf-8"))
-    return np.concatenate(got), "".join(text)
-
-
-async def handshake(ws) -> None:
-    msg = await asyncio.wait_for(ws.receive(), 30)
-    assert msg.type == aiohttp.WSMsgType.BINARY and msg.data == b"\x00"
-
-
 def test_two_clients_each_get_their_stream_and_a_third_is_told_busy(tmp_path):
     async def main():
-        async with running_server(ServerOptions(record_dir=tmp_path / "rec")) as (http, url, engine):
+        async with running_server(ServerOptions(record_dir=tmp_path / "rec")) as (http, url, engine, _):
             page = await http.get(url + "/")
             assert page.status == 200 and "J-Moshi chat" in await page.text()
             assert (await http.get(url + "/static/ogg.js")).status == 200
@@ -100,7 +57,7 @@ def test_two_clients_each_get_their_stream_and_a_third_is_told_busy(tmp_path):
 
 def test_bad_input_is_contained_to_its_client():
     async def main():
-        async with running_server(ServerOptions(max_message_bytes=64 * 1024)) as (http, url, engine):
+        async with running_server(ServerOptions(max_message_bytes=64 * 1024)) as (http, url, engine, _):
             good = await http.ws_connect(url + "/api/chat")
             await handshake(good)
             # Unknown kinds, empty messages and text frames are skipped; the session goes on.
@@ -146,7 +103,7 @@ def test_bad_input_is_contained_to_its_client():
 
 def test_access_token_is_required_when_set():
     async def main():
-        async with running_server(ServerOptions(token="s3cret")) as (http, url, _):
+        async with running_server(ServerOptions(token="s3cret")) as (http, url, _, _):
             with pytest.raises(aiohttp.WSServerHandshakeError) as e:
                 await http.ws_connect(url + "/api/chat")
             assert e.value.status == 401
