@@ -299,11 +299,15 @@ def chat(
     slots: int = typer.Option(1, "--slots", min=1, help="Concurrent sessions, batched in one step."),
     token: Optional[str] = typer.Option(None, "--token", envvar="JMOSHI_CHAT_TOKEN", help="Require this access token (?token=... or Bearer)."),
     record_dir: Optional[Path] = typer.Option(None, "--record-dir", help="Save each session as a stereo wav (0 model, 1 user)."),
-    temp: float = typer.Option(0.8, "--temp", min=0.0, help="Audio temperature (0 = greedy, with --temp-text 0)."),
-    temp_text: float = typer.Option(0.7, "--temp-text", min=0.0, help="Text temperature."),
-    top_k: int = typer.Option(250, "--top-k", min=1, help="Audio top-k."),
-    top_k_text: int = typer.Option(25, "--top-k-text", min=1, help="Text top-k."),
-    seed: int = typer.Option(42424242, "--seed", help="Torch seed."),
+    temp: Optional[float] = typer.Option(None, "--temp", min=0.0, help="Audio temperature (0 = greedy, with --temp-text 0). Default: the checkpoint's lm_gen_config, else 0.8."),
+    temp_text: Optional[float] = typer.Option(None, "--temp-text", min=0.0, help="Text temperature. Default: lm_gen_config, else 0.7."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Audio top-k. Default: lm_gen_config, else 250."),
+    top_k_text: Optional[int] = typer.Option(None, "--top-k-text", min=1, help="Text top-k. Default: lm_gen_config, else 25."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Base of the per-session sampling seeds (session i gets SEED+i). Default 42424242."),
+    allow_origin: Optional[list[str]] = typer.Option(None, "--allow-origin", help="Also let pages from this origin (e.g. https://app.example) open /api/chat; '*' = any (repeatable)."),
+    idle_timeout: float = typer.Option(10.0, "--idle-timeout", min=0.1, help="Close a session that sends no audio for this many seconds."),
+    heartbeat: float = typer.Option(10.0, "--heartbeat", min=0.1, help="Websocket ping interval in seconds (finds half-open clients)."),
+    opus_threads: int = typer.Option(4, "--opus-threads", min=0, help="Threads for Opus encode/decode (0 = on the event loop)."),
 ) -> None:
     """Talk to a model: a websocket server with a bundled page, or offline over a wav file."""
     import asyncio
@@ -315,7 +319,15 @@ def chat(
 
     if (input is None) != (output is None):
         raise JmoshiError("offline mode needs both --input and --output", key="--input/--output")
-    sampling = SamplingOptions(temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text, seed=seed)
+    flags = dict(temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text, seed=seed)
+    SamplingOptions.resolve(None, **flags)  # bad flag combinations fail before the (slow) model load
+    options = None
+    if input is None:
+        from jmoshi_augment.runtime.server import ServerOptions
+
+        options = ServerOptions(host=host, port=port, token=token, record_dir=record_dir,
+                                allow_origins=tuple(allow_origin or ()), idle_timeout_s=idle_timeout,
+                                heartbeat_s=heartbeat, opus_threads=opus_threads)
     dtype = None
     if device.startswith("cuda"):
         dtype = torch.float16 if half else torch.bfloat16
@@ -326,6 +338,7 @@ def chat(
 
         pcm = read_input(input, SAMPLE_RATE)
     loaded = load_model(model, device=device, dtype=dtype, lm=lm, mimi=mimi, tokenizer=tokenizer, lora=lora)
+    sampling = SamplingOptions.resolve(loaded.lm_gen_config, **flags)  # flags override the checkpoint's
     if pcm is not None and output is not None:
         from jmoshi_augment.runtime.offline import run_offline, write_output
 
@@ -335,9 +348,9 @@ def chat(
         typer.echo(f"{output}: {result.stereo.shape[0] / loaded.sample_rate:.2f} s stereo (0 model, 1 input), "
                    f"real-time factor {result.real_time_factor:.2f}", err=True)
         return
-    from jmoshi_augment.runtime.server import ServerOptions, serve
+    from jmoshi_augment.runtime.server import serve
 
-    options = ServerOptions(host=host, port=port, token=token, record_dir=record_dir)
+    assert options is not None
     engine = Engine(loaded, slots, sampling)
     engine.start()
     try:

@@ -37,3 +37,33 @@ def test_offline_chat_needs_both_paths_and_a_readable_input(tmp_path):
                                       str(tmp_path / "bad.wav"), "--output", str(tmp_path / "o.wav")])
     assert isinstance(result.exception, JmoshiError) and "cannot read audio" in str(result.exception)
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_checkpoint_lm_gen_config_is_applied_and_flags_override_it(tmp_path):
+    """config.json's lm_gen_config (moshi's place for a model's sampling defaults) sets greedy
+    decoding here, so two runs with different seeds agree (sampled runs with different seeds differ:
+    tests/test_runtime_engine.py); flags override it."""
+    import json
+    import shutil
+
+    from jmoshi_augment.runtime.sampling import SamplingOptions
+
+    merged = SamplingOptions.resolve({"temp": 0.5, "top_k": 100, "cfg_coef": 1.0}, top_k=50, seed=None)
+    assert (merged.temp, merged.temp_text, merged.top_k, merged.top_k_text) == (0.5, 0.7, 50, 25)
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir(), model)
+    config = json.loads((model / "config.json").read_text())
+    config["lm_gen_config"] = {"temp": 0.0, "temp_text": 0.0}
+    (model / "config.json").write_text(json.dumps(config))
+    soundfile.write(tmp_path / "in.wav", speech_like(0.4, seed=4), 24000)
+
+    def chat(name, *flags):
+        result = CliRunner().invoke(app, ["chat", str(model), "--device", "cpu", "--input", str(tmp_path / "in.wav"),
+                                          "--output", str(tmp_path / name), *flags])
+        assert result.exit_code == 0, result.output
+        return soundfile.read(tmp_path / name)[0][:, 0]
+
+    greedy_a, greedy_b = chat("a.wav", "--seed", "1"), chat("b.wav", "--seed", "2")
+    assert np.abs(greedy_a).max() > 0
+    np.testing.assert_array_equal(greedy_a, greedy_b)  # greedy from the checkpoint: the seed is moot
