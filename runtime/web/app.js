@@ -1,5 +1,6 @@
 // The chat page: microphone → Opus (WebCodecs) → Ogg → websocket 0x01; 0x01 → Ogg → Opus decode →
-// speakers; 0x02 → transcript. No CDN, no bundler: plain scripts served by the runtime.
+// speakers; 0x02 → transcript; 0x04 notices; 0x05 errors. No CDN, no bundler: plain scripts served by
+// the runtime. What the page says for each outcome is in messages.js.
 "use strict";
 
 const KIND = { HANDSHAKE: 0, AUDIO: 1, TEXT: 2, CONTROL: 3, METADATA: 4, ERROR: 5, PING: 6 };
@@ -21,6 +22,11 @@ function setState(state, detail) {
 function showError(message) {
   $("error").hidden = false;
   $("error").textContent = message;
+}
+
+function showNotice(message) {
+  $("notice").hidden = false;
+  $("notice").textContent = `${new Date().toLocaleTimeString()}: ${message}`;
 }
 
 function refreshMeters() {
@@ -53,6 +59,14 @@ class ChatSession {
     }
     const support = await AudioEncoder.isConfigSupported({ codec: "opus", sampleRate: SAMPLE_RATE, numberOfChannels: 1 });
     if (!support.supported) throw new Error("this browser cannot encode Opus at 24 kHz");
+    const params = new URLSearchParams(window.location.search);
+    const statusUrl = new URL("/api/status", window.location.href);
+    if (params.get("token")) statusUrl.searchParams.set("token", params.get("token"));
+    // A refused websocket upgrade only shows as code 1006 in the browser: ask first, in plain HTTP.
+    const status = await fetch(statusUrl).catch(() => null);
+    if (!status) throw new Error("could not reach the server");
+    const refused = describeStatus(status.status);
+    if (refused) throw new Error(refused);
     this.ctx = new AudioContext({ sampleRate: SAMPLE_RATE });
     await this.ctx.resume();
     this.stream = await navigator.mediaDevices.getUserMedia({
@@ -77,7 +91,6 @@ class ChatSession {
     });
     this.encoder.configure({ codec: "opus", sampleRate: SAMPLE_RATE, numberOfChannels: 1, bitrate: 32000 });
 
-    const params = new URLSearchParams(window.location.search);
     const url = new URL("/api/chat", window.location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     if (params.get("token")) url.searchParams.set("token", params.get("token"));
@@ -140,6 +153,7 @@ class ChatSession {
     const kind = bytes[0];
     const payload = bytes.subarray(1);
     if (kind === KIND.HANDSHAKE) {
+      this.handshake = true;
       setState("connected");
       this.startCapture().catch((e) => this.fail(e.message));
     } else if (kind === KIND.AUDIO) {
@@ -156,11 +170,15 @@ class ChatSession {
       stats.textPieces += 1;
       window.jmoshi.transcript += piece;
       $("transcript").textContent = window.jmoshi.transcript;
+    } else if (kind === KIND.METADATA) {
+      let notice = null;
+      try { notice = describeNotice(JSON.parse(this.textDecoder.decode(payload))); } catch (e) {}
+      if (notice) showNotice(notice);
     } else if (kind === KIND.ERROR) {
-      const message = this.textDecoder.decode(payload);
-      this.errorMessage = message;
-      showError(message);
-      setState(message.startsWith("busy") ? "busy" : "error", message);
+      const described = describeServerError(this.textDecoder.decode(payload));
+      this.serverSaid = described;
+      if (described.state !== "closed") showError(described.detail);
+      setState(described.state, described.detail);
     }
     refreshMeters();
   }
@@ -183,13 +201,12 @@ class ChatSession {
   }
 
   onClose(event) {
-    if (window.jmoshi.state === "busy" || window.jmoshi.state === "error") {
-      this.stop();
-      return;
-    }
-    const reason = event.code === 1000 || event.code === 1005 ? "" : `code ${event.code}${event.reason ? " " + event.reason : ""}`;
-    setState("closed", reason);
+    if (this.closed) return; // the user pressed Disconnect
     this.stop();
+    if (this.serverSaid) return; // a 0x05 message already said why
+    const described = describeClose(event.code, event.reason, Boolean(this.handshake));
+    if (described.state === "error") showError(described.detail);
+    setState(described.state, described.detail);
   }
 
   fail(message) {
@@ -211,6 +228,7 @@ class ChatSession {
 
 $("start").addEventListener("click", async () => {
   $("error").hidden = true;
+  $("notice").hidden = true;
   window.jmoshi.transcript = "";
   $("transcript").textContent = "";
   session = new ChatSession();
