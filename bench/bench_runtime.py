@@ -11,6 +11,15 @@ least N such steps per 80 ms frame. Both run in the same process on the same wei
     # GPU, the full 7B J-Moshi architecture with random bf16 weights, CUDA graphs on
     python bench/bench_runtime.py --device cuda --arch 7b --sessions 1,2,4,8,12,16 --steps 100
 
+Opus: after every step each session's reply frame is encoded and a client page decoded through the
+server's own ``SessionCodec`` (recording off), once inline on one thread (``opus_threads=0``, how the
+server worked before) and once on the server's codec pool (``--opus-threads``); "+opus" columns add
+that wall time to the step (the server overlaps them, so this is an upper bound).
+
+Compaction (``--compaction-slots S``): one session on an ``S``-row stepper, stepping only its row
+(what the engine does now) vs all ``S`` rows with the others masked off (before), interleaved step by
+step on the same stepper, next to a 1-row stepper.
+
 Random weights: the work per step does not depend on the values (fixed shapes, top-k sampling).
 """
 
@@ -71,30 +80,123 @@ def stats(times_s: list[float]) -> dict:
             "mean_ms": float(ms.mean()), "max_ms": float(ms.max())}
 
 
-def bench_batched(model, n: int, steps: int, warmup: int) -> dict:
+def client_pages(n_frames: int, seed: int) -> list[bytes]:
+    """A client's Ogg-Opus stream, one chunk per 80 ms frame (as the page and Kyutai's client send)."""
     import sphn
 
+    writer = sphn.OpusStreamWriter(24000)
+    pcm = speechlike(1920 * n_frames, seed)
+    return [writer.append_pcm(pcm[i * 1920:(i + 1) * 1920]) for i in range(n_frames)]
+
+
+class CodecSet:
+    """N sessions' server-side codecs (``runtime.session_io.SessionCodec``), inline and on a pool."""
+
+    def __init__(self, n: int, threads: int, n_frames: int) -> None:
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        from jmoshi_augment.runtime.session_io import SessionCodec
+
+        self.loop = asyncio.new_event_loop()
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="bench-opus") if threads else None
+        self.codecs = [SessionCodec(24000, None, self.pool) for _ in range(n)]
+        self.pages = [client_pages(n_frames, seed=100 + i) for i in range(n)]
+
+    def frame(self, i: int, pcm: np.ndarray) -> float:
+        """Decode each session's page ``i`` and encode its reply; returns the wall seconds."""
+        import asyncio
+
+        from jmoshi_augment.runtime.engine import NO_TEXT, StepOutput
+
+        async def one(s: int) -> None:
+            await self.codecs[s].decode(self.pages[s][i % len(self.pages[s])])
+            await self.codecs[s].encode(StepOutput(i, pcm[s], pcm[s], NO_TEXT, 0.0))
+
+        async def every() -> None:
+            await asyncio.gather(*(one(s) for s in range(len(self.codecs))))
+
+        t = time.perf_counter()
+        self.loop.run_until_complete(every())
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.loop.close()
+
+
+def bench_batched(model, n: int, steps: int, warmup: int, opus_threads: int) -> dict:
     from jmoshi_augment.runtime.engine import BatchStepper, SamplingOptions
 
     frame = model.frame_size
     audio = np.stack([speechlike(frame * (steps + warmup), seed=i) for i in range(n)])
     active = np.ones(n, dtype=bool)
+    inline, pooled = CodecSet(n, 0, steps + warmup), CodecSet(n, opus_threads, steps + warmup)
     with BatchStepper(model, n, SamplingOptions(seed=1)) as stepper:
         stepper.warmup(steps=max(2, warmup))  # on CUDA this captures the graphs
-        times, opus = [], []
-        writers = [sphn.OpusStreamWriter(24000) for _ in range(n)]
+        times, opus_inline, opus_pool = [], [], []
         for i in range(steps + warmup):
             r = stepper.step(audio[:, i * frame:(i + 1) * frame], active)
-            t = time.perf_counter()
-            for s in range(n):  # what each session's sender does on the server's event loop
-                writers[s].append_pcm(r.pcm[s])
+            a, b = inline.frame(i, r.pcm), pooled.frame(i, r.pcm)
             if i >= warmup:
                 times.append(r.seconds)
-                opus.append(time.perf_counter() - t)
+                opus_inline.append(a)
+                opus_pool.append(b)
+    inline.close()
+    pooled.close()
+    t = np.asarray(times)
     out = stats(times)
-    out["with_opus_p50_ms"] = float(np.percentile((np.asarray(times) + np.asarray(opus)) * 1000, 50))
-    out["with_opus_p99_ms"] = float(np.percentile((np.asarray(times) + np.asarray(opus)) * 1000, 99))
+    for name, opus in (("inline", opus_inline), ("pool", opus_pool)):
+        out[f"opus_{name}_p50_ms"] = float(np.percentile(np.asarray(opus) * 1000, 50))
+        out[f"with_opus_{name}_p99_ms"] = float(np.percentile((t + np.asarray(opus)) * 1000, 99))
+    out["with_opus_p99_ms"] = out["with_opus_pool_p99_ms"]
     return out
+
+
+def bench_opus(n: int, frames: int, threads: int) -> dict:
+    """Per 80 ms frame, the Opus work of ``n`` sessions (decode the client's page, encode the reply)
+    through ``SessionCodec``: inline on one thread vs on a ``threads``-thread pool, alternating."""
+    replies = np.stack([speechlike(1920 * frames, seed=200 + s) for s in range(n)])
+    inline, pooled = CodecSet(n, 0, frames), CodecSet(n, threads, frames)
+    a, b = [], []
+    for i in range(frames):
+        pcm = replies[:, i * 1920:(i + 1) * 1920]
+        a.append(inline.frame(i, pcm))
+        b.append(pooled.frame(i, pcm))
+    inline.close()
+    pooled.close()
+    return {"sessions": n, "threads": threads, "inline": stats(a), "pool": stats(b)}
+
+
+def bench_compaction(model, slots: int, steps: int, warmup: int) -> dict:
+    from jmoshi_augment.runtime.engine import BatchStepper, SamplingOptions
+
+    frame = model.frame_size
+    audio = speechlike(frame * (steps + warmup), seed=0)
+    one = np.ones(1, dtype=bool)
+    single = []
+    with BatchStepper(model, 1, SamplingOptions(seed=1)) as stepper:
+        stepper.warmup(steps=2)
+        for i in range(steps + warmup):
+            r = stepper.step(audio[None, i * frame:(i + 1) * frame], one)
+            if i >= warmup:
+                single.append(r.seconds)
+    compact, masked = [], []
+    mask = np.zeros(slots, dtype=bool)
+    mask[0] = True
+    with BatchStepper(model, slots, SamplingOptions(seed=1)) as stepper:
+        stepper.warmup(steps=2)
+        for i in range(steps + warmup):
+            x = audio[i * frame:(i + 1) * frame]
+            a = stepper.step(x[None], one)  # rows in use: 1 → the batch-1 bucket
+            padded = np.zeros((slots, frame), np.float32)
+            padded[0] = x
+            b = stepper.step(padded, mask)  # all rows, the idle ones masked off (the old engine)
+            if i >= warmup:
+                compact.append(a.seconds)
+                masked.append(b.seconds)
+    return {"slots": slots, "one_slot": stats(single), "compacted": stats(compact), "masked": stats(masked)}
 
 
 def bench_moshi_server_loop(model, steps: int, warmup: int) -> dict:
@@ -134,6 +236,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--compile", action="store_true", help="allow torch.compile (off by default on CPU)")
+    ap.add_argument("--opus-threads", type=int, default=4, help="codec pool size for the pooled Opus columns")
+    ap.add_argument("--opus-sessions", default="", help="also time Opus alone for these session counts")
+    ap.add_argument("--opus-frames", type=int, default=50)
+    ap.add_argument("--compaction-slots", type=int, default=0, help="also measure 1 session on this many slots")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     if not args.compile and args.device == "cpu":
@@ -151,19 +257,37 @@ def main() -> None:
     results["moshi_server_loop_b1"] = base
     print(f"moshi.server-shaped loop, 1 session: p50 {base['p50_ms']:.1f} ms, p99 {base['p99_ms']:.1f} ms per frame "
           f"(N sessions served one after another need N x this per 80 ms frame)")
-    print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'+opus p99':>9} {'RTF p50':>8} {'N x moshi p50':>13} {'speed-up':>8} {'real time (p99<80ms)':>20}")
+    print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'ms/sess':>8} {'opus 1thr':>9} {'opus pool':>9} "
+          f"{'+opus1 p99':>10} {'+pool p99':>9} {'N x moshi p50':>13} {'speed-up':>8} {'real time (p99<80ms)':>20}")
     results["batched"] = {}
     best = 0
     for n in [int(x) for x in args.sessions.split(",")]:
-        r = bench_batched(model, n, args.steps, args.warmup)
+        r = bench_batched(model, n, args.steps, args.warmup, args.opus_threads)
         results["batched"][n] = r
         ok = r["with_opus_p99_ms"] < FRAME_BUDGET_MS
         best = n if ok else best
         serial = n * base["p50_ms"]
-        print(f"{n:>3} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['with_opus_p99_ms']:>9.1f} "
-              f"{r['p50_ms'] / FRAME_BUDGET_MS:>8.2f} {serial:>13.1f} {serial / r['p50_ms']:>8.2f} {'yes' if ok else 'no':>20}")
+        print(f"{n:>3} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['p50_ms'] / n:>8.1f} {r['opus_inline_p50_ms']:>9.1f} "
+              f"{r['opus_pool_p50_ms']:>9.1f} {r['with_opus_inline_p99_ms']:>10.1f} {r['with_opus_pool_p99_ms']:>9.1f} "
+              f"{serial:>13.1f} {serial / r['p50_ms']:>8.2f} {'yes' if ok else 'no':>20}")
     results["max_realtime_sessions"] = best
-    print(f"largest N with p99 (step + Opus) under {FRAME_BUDGET_MS:.0f} ms: {best}")
+    print(f"largest N with p99 (step + Opus on the pool) under {FRAME_BUDGET_MS:.0f} ms: {best}")
+    if args.opus_sessions:
+        results["opus"] = []
+        print(f"Opus per 80 ms frame (decode + encode every session), {os.cpu_count()} CPU cores:")
+        for n in [int(x) for x in args.opus_sessions.split(",")]:
+            o = bench_opus(n, args.opus_frames, args.opus_threads)
+            results["opus"].append(o)
+            print(f"  {n:>3} sessions: one thread p50 {o['inline']['p50_ms']:.1f} ms (p99 {o['inline']['p99_ms']:.1f}), "
+                  f"{args.opus_threads}-thread pool p50 {o['pool']['p50_ms']:.1f} ms (p99 {o['pool']['p99_ms']:.1f}); "
+                  f"{o['inline']['p50_ms'] / o['pool']['p50_ms']:.2f}x")
+    if args.compaction_slots:
+        c = bench_compaction(model, args.compaction_slots, args.steps, args.warmup)
+        results["compaction"] = c
+        print(f"1 session, p50 step: 1-slot stepper {c['one_slot']['p50_ms']:.1f} ms; {c['slots']}-slot stepper "
+              f"compacted {c['compacted']['p50_ms']:.1f} ms, masked (all rows) {c['masked']['p50_ms']:.1f} ms; "
+              f"masked/compacted {c['masked']['p50_ms'] / c['compacted']['p50_ms']:.2f}x, "
+              f"compacted/1-slot {c['compacted']['p50_ms'] / c['one_slot']['p50_ms']:.2f}x")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

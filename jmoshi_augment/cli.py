@@ -307,7 +307,7 @@ def chat(
     allow_origin: Optional[list[str]] = typer.Option(None, "--allow-origin", help="Also let pages from this origin (e.g. https://app.example) open /api/chat; '*' = any (repeatable)."),
     idle_timeout: float = typer.Option(10.0, "--idle-timeout", min=0.1, help="Close a session that sends no audio for this many seconds."),
     heartbeat: float = typer.Option(10.0, "--heartbeat", min=0.1, help="Websocket ping interval in seconds (finds half-open clients)."),
-    opus_threads: int = typer.Option(4, "--opus-threads", min=0, help="Threads for Opus encode/decode (0 = on the event loop)."),
+    opus_workers: int = typer.Option(2, "--opus-workers", min=0, help="Processes for Opus encode/decode, ~1 core each (0 = on the event loop; ~2 ms per session-frame, so 4 for 48 sessions)."),
 ) -> None:
     """Talk to a model: a websocket server with a bundled page, or offline over a wav file."""
     import asyncio
@@ -327,7 +327,7 @@ def chat(
 
         options = ServerOptions(host=host, port=port, token=token, record_dir=record_dir,
                                 allow_origins=tuple(allow_origin or ()), idle_timeout_s=idle_timeout,
-                                heartbeat_s=heartbeat, opus_threads=opus_threads)
+                                heartbeat_s=heartbeat, opus_workers=opus_workers)
     dtype = None
     if device.startswith("cuda"):
         dtype = torch.float16 if half else torch.bfloat16

@@ -2,8 +2,9 @@
 
 Each connection gets a session in the :class:`~jmoshi_augment.runtime.engine.Engine`. The handler
 only moves bytes: Opus decode → ``session.push``; the engine thread calls back with each step's
-output, which a per-connection sender task encodes and sends. Codec work runs on a thread pool
-(:mod:`.session_io`), so neither the batch nor the event loop waits for Opus or the network.
+output, which a per-connection sender task encodes and sends. Codec work runs in Opus worker
+processes (:mod:`.session_io`, :mod:`.opus_worker`), so neither the batch nor the event loop waits
+for Opus or the network.
 
 Who may connect: by default only the page's own origin and clients that send no ``Origin`` (like
 Kyutai's command-line client); any other web page open in the user's browser gets 403, so it cannot
@@ -28,7 +29,6 @@ import asyncio
 import hmac
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -41,6 +41,7 @@ from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime import protocol
 from jmoshi_augment.runtime.protocol import MessageKind, ProtocolError
 from jmoshi_augment.runtime.ratelog import RateLimitedLog
+from jmoshi_augment.runtime.opus_worker import OpusWorkers
 from jmoshi_augment.runtime.session_io import Recorder, SessionCodec
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class ServerOptions:
     idle_timeout_s: float = 10.0  # no audio for this long: the session is closed and its slot freed
     heartbeat_s: float = 10.0  # websocket ping interval; no pong within half of it closes the socket
     close_timeout_s: float = 1.0  # how long a close waits for the client's close frame
-    opus_threads: int = 4  # codec pool size; 0 = encode/decode on the event loop thread
+    opus_workers: int = 2  # Opus worker processes (each ~1 core); 0 = encode/decode on the event loop
     notice_interval_s: float = 1.0  # at most one input_dropped notice per client per interval
     log_interval_s: float = 10.0  # at most one line per kind of client fault per interval
 
@@ -79,8 +80,8 @@ class ServerOptions:
         for name in ("idle_timeout_s", "heartbeat_s", "close_timeout_s", "notice_interval_s", "log_interval_s"):
             if getattr(self, name) <= 0:
                 raise JmoshiError(f"{name} must be > 0, got {getattr(self, name)}", key=name)
-        if self.opus_threads < 0:
-            raise JmoshiError(f"opus_threads must be >= 0, got {self.opus_threads}", key="opus_threads")
+        if self.opus_workers < 0:
+            raise JmoshiError(f"opus_workers must be >= 0, got {self.opus_workers}", key="opus_workers")
 
 
 @dataclass
@@ -99,8 +100,7 @@ class ChatServer:
         self.options = options
         self._counter = 0
         self._connections: set[web.WebSocketResponse] = set()
-        self._pool = (ThreadPoolExecutor(options.opus_threads, thread_name_prefix="jmoshi-opus")
-                      if options.opus_threads else None)
+        self._workers: OpusWorkers | None = None
         interval = options.log_interval_s
         self.ignored_log = RateLimitedLog(logger, interval, "ignored %d messages that were not audio "
                                           "(text frames, empty messages, unknown or unused kinds)")
@@ -112,6 +112,7 @@ class ChatServer:
         app.router.add_get("/api/status", self.handle_status)
         app.router.add_get("/", self.handle_index)
         app.router.add_static("/static/", path=self.options.static_dir, name="static")
+        app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
         return app
@@ -120,6 +121,11 @@ class ChatServer:
     def open_connections(self) -> int:
         return len(self._connections)
 
+    async def _on_startup(self, app: web.Application) -> None:
+        if self.options.opus_workers:
+            self._workers = OpusWorkers(self.options.opus_workers)
+            await asyncio.get_running_loop().run_in_executor(None, self._workers.start)
+
     async def _on_shutdown(self, app: web.Application) -> None:
         """Close every websocket with 1001 so handlers finish (and recordings are renamed) now,
         instead of aiohttp waiting for them to end on their own."""
@@ -127,8 +133,8 @@ class ChatServer:
                                for ws in list(self._connections)), return_exceptions=True)
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        if self._workers is not None:
+            self._workers.shutdown()
         self.ignored_log.flush()
         self.refused_log.flush()
 
@@ -202,7 +208,8 @@ class ChatServer:
         recorder = None
         if opts.record_dir is not None:
             recorder = Recorder(Path(opts.record_dir) / f"{name}.wav", self.engine.model.sample_rate)
-        codec = SessionCodec(self.engine.model.sample_rate, self.engine.model.text_tokenizer, self._pool, recorder)
+        codec = SessionCodec(session.id, self.engine.model.sample_rate, self.engine.model.text_tokenizer,
+                             self._workers, recorder)
         conn = _Connection(ws, session, outputs, name)
         self._connections.add(ws)
         sender = asyncio.create_task(self._send_loop(conn, codec))
@@ -221,7 +228,7 @@ class ChatServer:
             if not ws.closed:
                 await ws.close()
             self._connections.discard(ws)
-            frames = await codec.close()
+            frames = codec.close()
             if recorder is not None:
                 logger.info("session %s: recorded %.1f s to %s", name,
                             frames * self.engine.frame_size / self.engine.model.sample_rate, recorder.path)

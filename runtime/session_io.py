@@ -2,18 +2,19 @@
 
 On a GPU the batched model step for 32 sessions takes ~40 ms, but the Opus encode and decode of 32
 sessions (~2 ms per session-frame) on the event loop's one thread took longer than the 80 ms frame
-(bench/RESULTS.md). So each connection's codec work runs on a shared thread pool; the connection's
-receive loop and send loop each await their own jobs one at a time, which keeps every session's
-pages in order while different sessions are encoded in parallel (sphn's codecs are native code).
-``pool=None`` runs the same jobs inline on the event loop (the old behaviour, kept for the bench).
+(bench/RESULTS.md). So each connection's codecs live in an Opus worker process
+(:mod:`.opus_worker`); the connection's receive loop and send loop each await their own jobs one at
+a time, which keeps every session's pages in order while different sessions are coded on different
+cores. ``workers=None`` runs the same codec calls inline on the event loop (the old behaviour, kept
+for the bench and small servers). Recording and detokenising stay in the server process: they cost
+microseconds per frame.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from jmoshi_augment.runtime import protocol
 from jmoshi_augment.runtime.protocol import Detokenizer
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from jmoshi_augment.runtime.engine import StepOutput
-
-T = TypeVar("T")
+    from jmoshi_augment.runtime.opus_worker import OpusWorkers
 
 
 class Recorder:
@@ -54,34 +54,39 @@ class Recorder:
 
 class SessionCodec:
     """Decoder of the client's Ogg-Opus stream, encoder of ours, detokeniser and recorder of one
-    connection. Each method is one job, run on ``pool`` (or inline when ``pool`` is None)."""
+    connection, with the codecs in an Opus worker (or inline when ``workers`` is None)."""
 
-    def __init__(self, sample_rate: int, text_tokenizer: Any, pool: Executor | None,
+    def __init__(self, session_id: int, sample_rate: int, text_tokenizer: Any, workers: "OpusWorkers | None",
                  recorder: Recorder | None = None) -> None:
-        import sphn
+        self.sid = session_id
+        self.workers = workers
+        if workers is None:
+            import sphn
 
-        self.pool = pool
-        self.reader = sphn.OpusStreamReader(sample_rate)
-        self.writer = sphn.OpusStreamWriter(sample_rate)
+            self.reader = sphn.OpusStreamReader(sample_rate)
+            self.writer = sphn.OpusStreamWriter(sample_rate)
+        else:
+            workers.submit(session_id, "open", sample_rate)  # runs before this session's next job
         self.detok = Detokenizer(text_tokenizer)
         self.recorder = recorder
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.pool is None:
-            return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+    async def _codec(self, op: str, arg: Any) -> Any:
+        if self.workers is None:
+            return self.reader.append_bytes(arg) if op == "decode" else self.writer.append_pcm(arg)
+        return await asyncio.wrap_future(self.workers.submit(self.sid, op, arg))
 
     async def decode(self, payload: bytes) -> "np.ndarray":
         """Ogg pages → PCM (raises ValueError on anything that is not Ogg-Opus, as sphn does)."""
-        return await self._run(self.reader.append_bytes, payload)
+        return await self._codec("decode", payload)
 
-    def _encode(self, out: "StepOutput", send: bool) -> list[bytes]:
+    async def encode(self, out: "StepOutput", send: bool = True) -> list[bytes]:
+        """Record the step, and unless ``send`` is False return the messages to send for it."""
         if self.recorder is not None:
             self.recorder.write(out)
         if not send:
             return []
         messages = []
-        ogg = self.writer.append_pcm(out.pcm)
+        ogg = await self._codec("encode", out.pcm)
         if ogg:
             messages.append(protocol.audio(ogg))
         piece = self.detok.push(out.text_id)
@@ -89,13 +94,11 @@ class SessionCodec:
             messages.append(protocol.text(piece))
         return messages
 
-    async def encode(self, out: "StepOutput", send: bool = True) -> list[bytes]:
-        """Record the step, and unless ``send`` is False return the messages to send for it."""
-        return await self._run(self._encode, out, send)
-
-    async def close(self) -> float:
-        """Finish the recording; returns its length in frames (0 without one)."""
+    def close(self) -> int:
+        """Free the worker's codecs and finish the recording; returns its length in frames."""
+        if self.workers is not None:
+            self.workers.submit(self.sid, "close")
         if self.recorder is None:
-            return 0.0
-        await self._run(self.recorder.close)
-        return float(self.recorder.frames)
+            return 0
+        self.recorder.close()
+        return self.recorder.frames

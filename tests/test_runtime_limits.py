@@ -45,7 +45,7 @@ async def _wait_for(predicate, timeout: float = 10.0) -> None:
 
 def test_idle_client_is_told_and_closed_and_frees_the_slot():
     async def main():
-        async with running_server(ServerOptions(idle_timeout_s=0.5), slots=1) as (http, url, engine, server):
+        async with running_server(ServerOptions(idle_timeout_s=0.5, opus_workers=0), slots=1) as (http, url, engine, server):
             idle = await http.ws_connect(url + "/api/chat")
             await handshake(idle)
             started = time.monotonic()
@@ -65,7 +65,7 @@ def test_half_open_client_is_found_by_the_heartbeat():
     """A client that keeps its TCP connection but never answers pings (frozen tab, dead NAT) is
     closed after the heartbeat, although its idle timer alone would keep it."""
     async def main():
-        opts = ServerOptions(idle_timeout_s=60, heartbeat_s=0.4)
+        opts = ServerOptions(idle_timeout_s=60, heartbeat_s=0.4, opus_workers=0)
         async with running_server(opts, slots=1) as (http, url, engine, server):
             frozen = await http.ws_connect(url + "/api/chat", autoping=False)
             await handshake(frozen)
@@ -76,7 +76,7 @@ def test_half_open_client_is_found_by_the_heartbeat():
 
 def test_foreign_origin_is_refused_and_own_or_allowed_origins_pass():
     async def main():
-        async with running_server(ServerOptions(allow_origins=("https://app.example/",))) as (http, url, _, _):
+        async with running_server(ServerOptions(allow_origins=("https://app.example/",), opus_workers=0)) as (http, url, _, _):
             with pytest.raises(aiohttp.WSServerHandshakeError) as e:
                 await http.ws_connect(url + "/api/chat", headers={"Origin": "https://evil.example"})
             assert e.value.status == 403
@@ -95,7 +95,7 @@ def test_foreign_origin_is_refused_and_own_or_allowed_origins_pass():
 
 def test_empty_token_means_no_token():
     async def main():
-        async with running_server(ServerOptions(token="")) as (http, url, _, _):
+        async with running_server(ServerOptions(token="", opus_workers=0)) as (http, url, _, _):
             status = await (await http.get(url + "/api/status")).json()
             assert status["token_required"] is False
             ws = await http.ws_connect(url + "/api/chat")
@@ -106,7 +106,7 @@ def test_empty_token_means_no_token():
 
 def test_client_is_told_when_its_input_is_dropped_and_faults_log_once_per_interval(caplog):
     async def main():
-        opts = ServerOptions(notice_interval_s=60)
+        opts = ServerOptions(notice_interval_s=60, opus_workers=0)
         async with running_server(opts, slots=1, max_backlog_s=0.08) as (http, url, engine, server):
             ws = await http.ws_connect(url + "/api/chat")
             await handshake(ws)
@@ -174,7 +174,7 @@ def test_load_many_clients_come_and_go_while_one_streams(tmp_path):
 
     async def main():
         threads_before = threading.active_count()
-        opts = ServerOptions(record_dir=tmp_path, opus_threads=2)
+        opts = ServerOptions(record_dir=tmp_path, opus_workers=2)
         async with running_server(opts, slots=3) as (http, url, engine, server):
             tasks_before = len(asyncio.all_tasks())
             streamer = await http.ws_connect(url + "/api/chat")
@@ -209,7 +209,7 @@ def test_load_many_clients_come_and_go_while_one_streams(tmp_path):
             assert len(asyncio.all_tasks()) <= tasks_before
             assert outcomes["served"] >= 2 and outcomes["served"] + outcomes["busy"] == 24
             assert got.size >= (n_frames - 1) * 1920
-        assert threading.active_count() <= threads_before + 1  # the engine thread is gone; pool shut down
+        assert threading.active_count() <= threads_before + 1  # the engine thread is gone; workers shut down
         return outcomes
 
     run(main())

@@ -57,7 +57,7 @@ def test_two_clients_each_get_their_stream_and_a_third_is_told_busy(tmp_path):
 
 def test_bad_input_is_contained_to_its_client():
     async def main():
-        async with running_server(ServerOptions(max_message_bytes=64 * 1024)) as (http, url, engine, _):
+        async with running_server(ServerOptions(max_message_bytes=64 * 1024, opus_workers=0)) as (http, url, engine, _):
             good = await http.ws_connect(url + "/api/chat")
             await handshake(good)
             # Unknown kinds, empty messages and text frames are skipped; the session goes on.
@@ -103,7 +103,7 @@ def test_bad_input_is_contained_to_its_client():
 
 def test_access_token_is_required_when_set():
     async def main():
-        async with running_server(ServerOptions(token="s3cret")) as (http, url, _, _):
+        async with running_server(ServerOptions(token="s3cret", opus_workers=0)) as (http, url, _, _):
             with pytest.raises(aiohttp.WSServerHandshakeError) as e:
                 await http.ws_connect(url + "/api/chat")
             assert e.value.status == 401
