@@ -12,9 +12,10 @@ least N such steps per 80 ms frame. Both run in the same process on the same wei
     python bench/bench_runtime.py --device cuda --arch 7b --sessions 1,2,4,8,12,16 --steps 100
 
 Opus: after every step each session's reply frame is encoded and a client page decoded through the
-server's own ``SessionCodec`` (recording off), once inline on one thread (``opus_threads=0``, how the
-server worked before) and once on the server's codec pool (``--opus-threads``); "+opus" columns add
-that wall time to the step (the server overlaps them, so this is an upper bound).
+server's own ``SessionCodec`` (recording off), once inline on the event loop's thread
+(``opus_workers=0``, how the server worked before) and once in the server's Opus worker processes
+(``--opus-workers``); "+opus" columns add that wall time to the step (the server overlaps them, so
+this is an upper bound). ``--opus-sessions`` times the Opus work alone for more sessions.
 
 Compaction (``--compaction-slots S``): one session on an ``S``-row stepper, stepping only its row
 (what the engine does now) vs all ``S`` rows with the others masked off (before), interleaved step by
@@ -92,19 +93,22 @@ def client_pages(n_frames: int, seed: int) -> list[bytes]:
 class CodecSet:
     """N sessions' server-side codecs (``runtime.session_io.SessionCodec``), inline and on a pool."""
 
-    def __init__(self, n: int, threads: int, n_frames: int) -> None:
+    def __init__(self, n: int, workers: int, n_frames: int) -> None:
         import asyncio
-        from concurrent.futures import ThreadPoolExecutor
 
+        from jmoshi_augment.runtime.opus_worker import OpusWorkers
         from jmoshi_augment.runtime.session_io import SessionCodec
 
         self.loop = asyncio.new_event_loop()
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="bench-opus") if threads else None
-        self.codecs = [SessionCodec(24000, None, self.pool) for _ in range(n)]
+        self.workers = OpusWorkers(workers) if workers else None
+        if self.workers is not None:
+            self.workers.start()
+        self.codecs = [SessionCodec(i, 24000, None, self.workers) for i in range(n)]
         self.pages = [client_pages(n_frames, seed=100 + i) for i in range(n)]
 
-    def frame(self, i: int, pcm: np.ndarray) -> float:
-        """Decode each session's page ``i`` and encode its reply; returns the wall seconds."""
+    def frame(self, i: int, pcm: np.ndarray) -> tuple[float, float]:
+        """Decode each session's page ``i`` and encode its reply; returns (wall, server-process CPU)
+        seconds: the CPU time is what the event loop's process spends, workers excluded."""
         import asyncio
 
         from jmoshi_augment.runtime.engine import NO_TEXT, StepOutput
@@ -116,29 +120,29 @@ class CodecSet:
         async def every() -> None:
             await asyncio.gather(*(one(s) for s in range(len(self.codecs))))
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         self.loop.run_until_complete(every())
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        if self.workers is not None:
+            self.workers.shutdown()
         self.loop.close()
 
 
-def bench_batched(model, n: int, steps: int, warmup: int, opus_threads: int) -> dict:
+def bench_batched(model, n: int, steps: int, warmup: int, opus_workers: int) -> dict:
     from jmoshi_augment.runtime.engine import BatchStepper, SamplingOptions
 
     frame = model.frame_size
     audio = np.stack([speechlike(frame * (steps + warmup), seed=i) for i in range(n)])
     active = np.ones(n, dtype=bool)
-    inline, pooled = CodecSet(n, 0, steps + warmup), CodecSet(n, opus_threads, steps + warmup)
+    inline, pooled = CodecSet(n, 0, steps + warmup), CodecSet(n, opus_workers, steps + warmup)
     with BatchStepper(model, n, SamplingOptions(seed=1)) as stepper:
         stepper.warmup(steps=max(2, warmup))  # on CUDA this captures the graphs
         times, opus_inline, opus_pool = [], [], []
         for i in range(steps + warmup):
             r = stepper.step(audio[:, i * frame:(i + 1) * frame], active)
-            a, b = inline.frame(i, r.pcm), pooled.frame(i, r.pcm)
+            a, b = inline.frame(i, r.pcm)[0], pooled.frame(i, r.pcm)[0]
             if i >= warmup:
                 times.append(r.seconds)
                 opus_inline.append(a)
@@ -154,11 +158,11 @@ def bench_batched(model, n: int, steps: int, warmup: int, opus_threads: int) -> 
     return out
 
 
-def bench_opus(n: int, frames: int, threads: int) -> dict:
+def bench_opus(n: int, frames: int, workers: int) -> dict:
     """Per 80 ms frame, the Opus work of ``n`` sessions (decode the client's page, encode the reply)
-    through ``SessionCodec``: inline on one thread vs on a ``threads``-thread pool, alternating."""
+    through ``SessionCodec``: inline on the event loop vs in ``workers`` processes, alternating."""
     replies = np.stack([speechlike(1920 * frames, seed=200 + s) for s in range(n)])
-    inline, pooled = CodecSet(n, 0, frames), CodecSet(n, threads, frames)
+    inline, pooled = CodecSet(n, 0, frames), CodecSet(n, workers, frames)
     a, b = [], []
     for i in range(frames):
         pcm = replies[:, i * 1920:(i + 1) * 1920]
@@ -166,7 +170,10 @@ def bench_opus(n: int, frames: int, threads: int) -> dict:
         b.append(pooled.frame(i, pcm))
     inline.close()
     pooled.close()
-    return {"sessions": n, "threads": threads, "inline": stats(a), "pool": stats(b)}
+    out = {"sessions": n, "workers": workers, "inline": stats([x[0] for x in a]), "pool": stats([x[0] for x in b])}
+    out["inline_cpu_ms"] = float(np.mean([x[1] for x in a]) * 1000)
+    out["pool_cpu_ms"] = float(np.mean([x[1] for x in b]) * 1000)
+    return out
 
 
 def bench_compaction(model, slots: int, steps: int, warmup: int) -> dict:
@@ -236,7 +243,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--compile", action="store_true", help="allow torch.compile (off by default on CPU)")
-    ap.add_argument("--opus-threads", type=int, default=4, help="codec pool size for the pooled Opus columns")
+    ap.add_argument("--opus-workers", type=int, default=4, help="Opus worker processes for the pooled columns")
     ap.add_argument("--opus-sessions", default="", help="also time Opus alone for these session counts")
     ap.add_argument("--opus-frames", type=int, default=50)
     ap.add_argument("--compaction-slots", type=int, default=0, help="also measure 1 session on this many slots")
@@ -257,12 +264,12 @@ def main() -> None:
     results["moshi_server_loop_b1"] = base
     print(f"moshi.server-shaped loop, 1 session: p50 {base['p50_ms']:.1f} ms, p99 {base['p99_ms']:.1f} ms per frame "
           f"(N sessions served one after another need N x this per 80 ms frame)")
-    print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'ms/sess':>8} {'opus 1thr':>9} {'opus pool':>9} "
-          f"{'+opus1 p99':>10} {'+pool p99':>9} {'N x moshi p50':>13} {'speed-up':>8} {'real time (p99<80ms)':>20}")
+    print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'ms/sess':>8} {'opus 1thr':>9} {'opus wkrs':>9} "
+          f"{'+opus1 p99':>10} {'+wkrs p99':>9} {'N x moshi p50':>13} {'speed-up':>8} {'real time (p99<80ms)':>20}")
     results["batched"] = {}
     best = 0
     for n in [int(x) for x in args.sessions.split(",")]:
-        r = bench_batched(model, n, args.steps, args.warmup, args.opus_threads)
+        r = bench_batched(model, n, args.steps, args.warmup, args.opus_workers)
         results["batched"][n] = r
         ok = r["with_opus_p99_ms"] < FRAME_BUDGET_MS
         best = n if ok else best
@@ -271,16 +278,17 @@ def main() -> None:
               f"{r['opus_pool_p50_ms']:>9.1f} {r['with_opus_inline_p99_ms']:>10.1f} {r['with_opus_pool_p99_ms']:>9.1f} "
               f"{serial:>13.1f} {serial / r['p50_ms']:>8.2f} {'yes' if ok else 'no':>20}")
     results["max_realtime_sessions"] = best
-    print(f"largest N with p99 (step + Opus on the pool) under {FRAME_BUDGET_MS:.0f} ms: {best}")
+    print(f"largest N with p99 (step + Opus in the workers) under {FRAME_BUDGET_MS:.0f} ms: {best}")
     if args.opus_sessions:
         results["opus"] = []
         print(f"Opus per 80 ms frame (decode + encode every session), {os.cpu_count()} CPU cores:")
         for n in [int(x) for x in args.opus_sessions.split(",")]:
-            o = bench_opus(n, args.opus_frames, args.opus_threads)
+            o = bench_opus(n, args.opus_frames, args.opus_workers)
             results["opus"].append(o)
-            print(f"  {n:>3} sessions: one thread p50 {o['inline']['p50_ms']:.1f} ms (p99 {o['inline']['p99_ms']:.1f}), "
-                  f"{args.opus_threads}-thread pool p50 {o['pool']['p50_ms']:.1f} ms (p99 {o['pool']['p99_ms']:.1f}); "
-                  f"{o['inline']['p50_ms'] / o['pool']['p50_ms']:.2f}x")
+            print(f"  {n:>3} sessions: event loop p50 {o['inline']['p50_ms']:.1f} ms (p99 {o['inline']['p99_ms']:.1f}, "
+                  f"server CPU {o['inline_cpu_ms']:.1f} ms); {args.opus_workers} workers p50 {o['pool']['p50_ms']:.1f} ms "
+                  f"(p99 {o['pool']['p99_ms']:.1f}, server CPU {o['pool_cpu_ms']:.1f} ms); wall {o['inline']['p50_ms'] / o['pool']['p50_ms']:.2f}x, "
+                  f"server CPU {o['inline_cpu_ms'] / max(o['pool_cpu_ms'], 1e-9):.2f}x")
     if args.compaction_slots:
         c = bench_compaction(model, args.compaction_slots, args.steps, args.warmup)
         results["compaction"] = c
