@@ -355,6 +355,8 @@ def chat(
     engine.start()
     try:
         asyncio.run(serve(engine, options))
+    except KeyboardInterrupt:  # serve() has closed every client (1001) and finished the recordings
+        typer.echo("stopped", err=True)
     finally:
         engine.stop()
 

@@ -6,7 +6,9 @@ pure-Python loop, while beside ``hashlib.sha256`` it runs freely), so a thread p
 on one core just like the event loop did. The codecs are stateful (one continuous Ogg-Opus stream
 per direction), so a session's codecs live in one worker for their whole life: session ``sid``
 belongs to worker ``sid % W``, and each worker is a one-process executor that runs its jobs in
-submission order, which keeps each session's pages in order.
+submission order, which keeps each session's pages in order. Jobs are batched per event-loop
+iteration (:class:`OpusWorkers`), so the server process's cost per session-frame is a share of one
+round trip, not a round trip.
 
 This module is what the workers import: numpy and sphn only (no torch), started with ``spawn``
 (forking a process that holds CUDA state is unsafe).
@@ -14,6 +16,7 @@ This module is what the workers import: numpy and sphn only (no torch), started 
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -21,6 +24,14 @@ from typing import Any
 import numpy as np
 
 _codecs: dict[int, tuple[Any, Any]] = {}  # in a worker: session id → (reader, writer)
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C reaches the whole process group; the server shuts its workers down itself, and a
+    worker killed by KeyboardInterrupt would break its executor mid-shutdown."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _ping() -> int:
@@ -47,24 +58,82 @@ def _close(sid: int) -> None:
     _codecs.pop(sid, None)
 
 
-class OpusWorkers:
-    """``workers`` one-process executors; ``submit(sid, op, *args)`` runs ``op`` for that session
-    in its worker. Start them before serving (:meth:`start`): a spawned worker takes ~1 s."""
+def _batch(jobs: list[tuple[str, int, tuple]]) -> list[tuple[bool, Any]]:
+    """Run one round trip's jobs in order; an error is returned in its slot, not raised."""
+    out: list[tuple[bool, Any]] = []
+    for op, sid, args in jobs:
+        try:
+            out.append((True, OPS[op](sid, *args)))
+        except Exception as e:  # e.g. sphn's ValueError on a payload that is not Ogg-Opus
+            out.append((False, e))
+    return out
 
-    OPS = {"open": _open, "decode": _decode, "encode": _encode, "close": _close}
+
+OPS = {"open": _open, "decode": _decode, "encode": _encode, "close": _close}
+
+
+class OpusWorkers:
+    """``workers`` one-process executors. From the event loop, ``await call(sid, op, *args)`` runs
+    ``op`` for that session in its worker; ``post`` does the same without waiting for the result.
+
+    Jobs for the same worker issued in one event-loop iteration (the engine hands every session its
+    step output at once) travel as one message: the server process pays one pickling round trip per
+    worker and step instead of one per session. Start the workers before serving (:meth:`start`): a
+    spawned worker takes ~1 s."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         ctx = multiprocessing.get_context("spawn")
-        self._executors = [ProcessPoolExecutor(1, mp_context=ctx) for _ in range(workers)]
+        self._executors = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_ignore_sigint)
+                           for _ in range(workers)]
+        self._pending: list[list[tuple[str, int, tuple, "asyncio.Future | None"]]] = [[] for _ in range(workers)]
 
     def start(self) -> None:
         for f in [ex.submit(_ping) for ex in self._executors]:
             f.result(timeout=60)
 
-    def submit(self, sid: int, op: str, *args: Any) -> Future:
-        return self._executors[sid % len(self._executors)].submit(self.OPS[op], sid, *args)
+    def _queue(self, sid: int, op: str, args: tuple, fut: "asyncio.Future | None") -> None:
+        w = sid % len(self._executors)
+        self._pending[w].append((op, sid, args, fut))
+        if len(self._pending[w]) == 1:
+            asyncio.get_running_loop().call_soon(self._flush, w)
+
+    async def call(self, sid: int, op: str, *args: Any) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        self._queue(sid, op, args, fut)
+        return await fut
+
+    def post(self, sid: int, op: str, *args: Any) -> None:
+        self._queue(sid, op, args, None)
+
+    def _flush(self, w: int) -> None:
+        items, self._pending[w] = self._pending[w], []
+        loop = asyncio.get_running_loop()
+        try:
+            done = self._executors[w].submit(_batch, [(op, sid, args) for op, sid, args, _ in items])
+        except RuntimeError as e:  # shut down: fail the waiters instead of leaving them hanging
+            self._deliver(items, [(False, e)] * len(items))
+            return
+
+        def deliver(f: Future) -> None:
+            try:
+                results = f.result()
+            except Exception as e:  # the worker died
+                results = [(False, e)] * len(items)
+            loop.call_soon_threadsafe(self._deliver, items, results)
+
+        done.add_done_callback(deliver)
+
+    @staticmethod
+    def _deliver(items: list, results: list[tuple[bool, Any]]) -> None:
+        for (_, _, _, fut), (ok, value) in zip(items, results):
+            if fut is None or fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def shutdown(self) -> None:
         for ex in self._executors:

@@ -12,7 +12,6 @@ microseconds per frame.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,14 +65,14 @@ class SessionCodec:
             self.reader = sphn.OpusStreamReader(sample_rate)
             self.writer = sphn.OpusStreamWriter(sample_rate)
         else:
-            workers.submit(session_id, "open", sample_rate)  # runs before this session's next job
+            workers.post(session_id, "open", sample_rate)  # runs before this session's next job
         self.detok = Detokenizer(text_tokenizer)
         self.recorder = recorder
 
     async def _codec(self, op: str, arg: Any) -> Any:
         if self.workers is None:
             return self.reader.append_bytes(arg) if op == "decode" else self.writer.append_pcm(arg)
-        return await asyncio.wrap_future(self.workers.submit(self.sid, op, arg))
+        return await self.workers.call(self.sid, op, arg)
 
     async def decode(self, payload: bytes) -> "np.ndarray":
         """Ogg pages → PCM (raises ValueError on anything that is not Ogg-Opus, as sphn does)."""
@@ -97,7 +96,7 @@ class SessionCodec:
     def close(self) -> int:
         """Free the worker's codecs and finish the recording; returns its length in frames."""
         if self.workers is not None:
-            self.workers.submit(self.sid, "close")
+            self.workers.post(self.sid, "close")
         if self.recorder is None:
             return 0
         self.recorder.close()
