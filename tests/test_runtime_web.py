@@ -83,3 +83,21 @@ def test_page_talks_to_the_server_with_a_fake_microphone(server_url):
             assert page.evaluate("window.jmoshi.state") == "closed"
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install chromium)")
+def test_page_names_a_wrong_token_instead_of_code_1006(server_url):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--no-sandbox"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(server_url.replace("token=tok", "token=wrong"))
+            page.click("#start")
+            page.wait_for_function("window.jmoshi.state === 'error'", timeout=30_000)
+            assert "access token" in page.text_content("#error")
+            assert "1006" not in page.text_content("#state")
+        finally:
+            browser.close()
