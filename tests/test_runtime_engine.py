@@ -182,7 +182,7 @@ def test_engine_compacts_rows_when_a_session_leaves():
     engine steps a 2-row bucket. The moved session's stream goes on as if nothing happened: its
     output equals the same session (same seed) run alone."""
     model = tiny_model()
-    x = speech_like(N_FRAMES * 0.08, seed=8)
+    x = speech_like(N_FRAMES / FRAME_RATE, seed=8)
     alone: list[StepOutput] = []
     with Engine(model, 1, SAMPLED) as engine:
         done = threading.Event()
@@ -207,13 +207,13 @@ def test_engine_compacts_rows_when_a_session_leaves():
         sessions = [engine.open_session(collect(0)), engine.open_session(collect(1)),
                     engine.open_session(collect(2), seed=99)]
         for i, s in enumerate(sessions[:2]):
-            s.push(speech_like(N_FRAMES * 0.08, seed=20 + i))
-        sessions[2].push(x[: N_FRAMES // 2 * 1920])
+            s.push(speech_like(N_FRAMES / FRAME_RATE, seed=20 + i))
+        sessions[2].push(x[: N_FRAMES // 2 * FRAME_SIZE])
         assert half.wait(timeout=120)
         assert sessions[2].row == 2 and engine.stepper.views.active == 4
         sessions[0].close()
         sessions[1].push(np.zeros(0, np.float32))
-        sessions[2].push(x[N_FRAMES // 2 * 1920 :])
+        sessions[2].push(x[N_FRAMES // 2 * FRAME_SIZE :])
         assert done.wait(timeout=120)
         assert sessions[2].row == 0 and sessions[1].row == 1  # the last row moved into the hole
         assert engine.stepper.views.active == 2

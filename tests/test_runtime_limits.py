@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE
 from jmoshi_augment.runtime import protocol
 from jmoshi_augment.runtime.engine import Engine, SamplingOptions
 from jmoshi_augment.runtime.protocol import MessageKind
@@ -107,7 +108,7 @@ def test_empty_token_means_no_token():
 def test_client_is_told_when_its_input_is_dropped_and_faults_log_once_per_interval(caplog):
     async def main():
         opts = ServerOptions(notice_interval_s=60, opus_workers=0)
-        async with running_server(opts, slots=1, max_backlog_s=0.08) as (http, url, engine, server):
+        async with running_server(opts, slots=1, max_backlog_s=1 / FRAME_RATE) as (http, url, engine, server):
             ws = await http.ws_connect(url + "/api/chat")
             await handshake(ws)
             for _ in range(40):  # a client can no longer flood the log
@@ -144,7 +145,7 @@ def test_shutdown_with_an_active_session_is_fast_and_clean(tmp_path):
             async with aiohttp.ClientSession() as http:
                 ws = await http.ws_connect(f"http://127.0.0.1:{port}/api/chat")
                 await handshake(ws)
-                await talk(ws, speech_like(4 * 0.08, seed=3), expect_frames=2)
+                await talk(ws, speech_like(4 / FRAME_RATE, seed=3), expect_frames=2)
                 for page in ogg_pages(speech_like(1.0, seed=4)):  # still streaming when we stop
                     await ws.send_bytes(protocol.audio(page))
                 started = time.monotonic()
@@ -163,7 +164,7 @@ def test_shutdown_with_an_active_session_is_fast_and_clean(tmp_path):
     wavs = list(tmp_path.glob("*.wav"))
     assert len(wavs) == 1 and not list(tmp_path.glob("*.tmp-*"))
     data, _ = soundfile.read(wavs[0])
-    assert data.shape[0] >= 2 * 1920 and data.shape[0] % 1920 == 0  # every consumed frame, in whole frames
+    assert data.shape[0] >= 2 * FRAME_SIZE and data.shape[0] % FRAME_SIZE == 0  # every consumed frame, in whole frames
 
 
 def test_load_many_clients_come_and_go_while_one_streams(tmp_path):
@@ -179,7 +180,7 @@ def test_load_many_clients_come_and_go_while_one_streams(tmp_path):
             tasks_before = len(asyncio.all_tasks())
             streamer = await http.ws_connect(url + "/api/chat")
             await handshake(streamer)
-            x = speech_like(n_frames * 0.08, seed=5)
+            x = speech_like(n_frames / FRAME_RATE, seed=5)
             outcomes = {"served": 0, "busy": 0}
 
             async def visitor(i: int) -> None:
@@ -208,7 +209,7 @@ def test_load_many_clients_come_and_go_while_one_streams(tmp_path):
             await asyncio.sleep(0.1)
             assert len(asyncio.all_tasks()) <= tasks_before
             assert outcomes["served"] >= 2 and outcomes["served"] + outcomes["busy"] == 24
-            assert got.size >= (n_frames - 1) * 1920
+            assert got.size >= (n_frames - 1) * FRAME_SIZE
         assert threading.active_count() <= threads_before + 1  # the engine thread is gone; workers shut down
         return outcomes
 
@@ -216,11 +217,11 @@ def test_load_many_clients_come_and_go_while_one_streams(tmp_path):
     recordings = sorted(tmp_path.glob("*.wav"), key=lambda p: p.stat().st_size)
     assert not list(tmp_path.glob("*.tmp-*"))
     data, _ = soundfile.read(recordings[-1], dtype="float32")  # the streamer's is the longest
-    reference = _opus_roundtrip(speech_like(n_frames * 0.08, seed=5))  # what the server decodes
+    reference = _opus_roundtrip(speech_like(n_frames / FRAME_RATE, seed=5))  # what the server decodes
     # The streamer hung up once n_frames - 1 replies came, so the last frame may be unconsumed; what
     # was consumed is the decoded input itself, sample for sample: a lost or reordered frame would
     # shift everything after it.
-    assert data.shape[0] >= (n_frames - 1) * 1920
+    assert data.shape[0] >= (n_frames - 1) * FRAME_SIZE
     np.testing.assert_allclose(data[:, 1], reference[: data.shape[0]], atol=2e-4)
 
 
@@ -228,6 +229,6 @@ def _opus_roundtrip(pcm: np.ndarray) -> np.ndarray:
     """What the server decodes from a client's pages, as 16-bit PCM like the recording."""
     import sphn
 
-    reader = sphn.OpusStreamReader(24000)
+    reader = sphn.OpusStreamReader(SAMPLE_RATE)
     out = np.concatenate([reader.append_bytes(p) for p in ogg_pages(pcm)])
     return np.round(np.clip(out, -1, 1) * 32767) / 32767

@@ -58,7 +58,7 @@ def test_checkpoint_lm_gen_config_is_applied_and_flags_override_it(tmp_path):
     config["lm_gen_config"] = {"temp": 0.0, "temp_text": 0.0}
     (model / "config.json").write_text(json.dumps(config))
     x = speech_like(0.4, seed=4)
-    soundfile.write(tmp_path / "in.wav", x, 24000, subtype="FLOAT")
+    soundfile.write(tmp_path / "in.wav", x, SAMPLE_RATE, subtype="FLOAT")
     result = CliRunner().invoke(app, ["chat", str(model), "--device", "cpu", "--seed", "1", "--input",
                                       str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.wav")])
     assert result.exit_code == 0, result.output
