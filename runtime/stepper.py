@@ -90,6 +90,10 @@ class BatchStepper:
         base = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         self._seeds = torch.tensor([base + i for i in range(batch_size)], dtype=torch.long, device=self.device)
         self._seed_views = {k: self._seeds.narrow(0, 0, k) for k in self.views.buckets}
+        # The sampler reads each row's step counter from a buffer that never moves: LMGen rebinds
+        # its own ``offsets`` every step, and a CUDA graph replays reads of captured addresses.
+        self._steps = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        self._step_views = {k: self._steps.narrow(0, 0, k) for k in self.views.buckets}
         self._sampler = SlotSampler()
 
     def close(self) -> None:
@@ -143,7 +147,8 @@ class BatchStepper:
             mimi.set_exec_mask(exec_mask)
             codes = mimi.encode(x)  # [k, n_q, 1]
             lm_gen.set_exec_mask(exec_mask)
-            sampler.begin_step(self._seed_views[k], lm_gen._streaming_state.offsets)
+            self._step_views[k].copy_(lm_gen._streaming_state.offsets)
+            sampler.begin_step(self._seed_views[k], self._step_views[k])
             tokens = lm_gen.step(codes)  # [k, 1 + dep_q, 1]; ungenerated_token_id where not generated
             self.views.after_step()
             assert tokens is not None  # support_out_of_sync: always a tensor
