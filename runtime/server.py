@@ -206,10 +206,14 @@ class ChatServer:
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{self._counter:04d}-s{session.id}"
         logger.info("session %s from %s", name, request.remote)
         recorder = None
-        if opts.record_dir is not None:
-            recorder = Recorder(Path(opts.record_dir) / f"{name}.wav", self.engine.model.sample_rate)
-        codec = SessionCodec(session.id, self.engine.model.sample_rate, self.engine.model.text_tokenizer,
-                             self._workers, recorder)
+        try:
+            if opts.record_dir is not None:
+                recorder = Recorder(Path(opts.record_dir) / f"{name}.wav", self.engine.model.sample_rate)
+            codec = SessionCodec(session.id, self.engine.model.sample_rate, self.engine.model.text_tokenizer,
+                                 self._workers, recorder)
+        except BaseException:  # e.g. an unwritable --record-dir: the slot must not stay taken
+            session.close()
+            raise
         conn = _Connection(ws, session, outputs, name)
         self._connections.add(ws)
         sender = asyncio.create_task(self._send_loop(conn, codec))
