@@ -1,7 +1,8 @@
 """Japanese PersonaChat and Japanese EmpatheticDialogues (NTT), read from the xlsx workbooks.
 
 Source: https://github.com/nttcslab/japanese-dialog-transformers (its README links the two
-workbooks, ``japanese_persona_chat.xlsx`` and ``japanese_empathetic_dialogues.xlsx``, on Dropbox).
+workbooks on Dropbox; the usage line of its ``scripts/extract_persona_chat.py`` names the PersonaChat
+file ``ペルソナ対話1-5000.xlsx``, so we find a workbook by its sheets, never by its file name).
 Paper: H. Sugiyama et al., "Empirical Analysis of Training Strategies of Transformer-based Japanese
 Chit-chat Systems", IEEE SLT 2022 (arXiv:2109.05217).
 Licence: NTT's "Dialogue model and data evaluation license agreement" (LICENSE.md in that
@@ -13,20 +14,19 @@ PersonaChat's ``ペルソナリスト`` holds both speakers' persona sentences (
 cell), EmpatheticDialogues' ``状況文`` the emotion label and situation sentence of each dialogue.
 """
 
-# japanese_persona_chat.xlsx (illustrative rows, not corpus text)
-#   sheet ペルソナリスト  | No | ペルソナID | A                                  | B
-#                        | 1  | PP1       | 私は札幌に住んでいます。\n私は猫を飼っています。 | 私は看護師です。\n…
-#   sheet 対話           | No | ペルソナID | 話者 | 発話
-#                        | 1  | PP1       | A    | こんにちは。最近寒くなりましたね。
-# japanese_empathetic_dialogues.xlsx
-#   sheet 状況文         | 作業No | 感情     | 状況文
-#                        | 1_1    | 感謝する | 引っ越しの日に友達が手伝いに来てくれた。
-#   sheet 対話           | ID  | 話者 | 発話
-#                        | 1_1 | A    | この前の引っ越し、友達が手伝ってくれたんだ。
+# The two workbooks (illustrative rows, not corpus text). Columns are read BY POSITION, as NTT's
+# scripts do: ``[1:4]`` on PersonaChat's sheets (column A is a running number), ``[:3]`` on
+# EmpatheticDialogues'. Header texts are not part of the contract; a header row is recognised by a
+# first cell without digits (NTT skips rows whose first cell is ``No`` / ``ID``).
+#   PersonaChat     sheet ペルソナリスト | No | PP1 | 私は札幌に住んでいます。\n… | 私は看護師です。\n…
+#                   sheet 対話          | No | PP1 | A | こんにちは。最近寒くなりましたね。
+#   Empathetic      sheet 状況文        | 1_1 | 感謝する | 引っ越しの日に友達が手伝いに来てくれた。
+#                   sheet 対話          | 1_1 | A | この前の引っ越し、友達が手伝ってくれたんだ。
 
 from __future__ import annotations
 
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,24 +45,49 @@ SITUATION_SHEET = "状況文"
 
 
 @dataclass(frozen=True)
+class _Layout:
+    """Where each field sits on one sheet (0-based column positions) and what to call it."""
+
+    id: int
+    fields: tuple[tuple[str, int], ...]  # (name used in messages, position)
+
+    @property
+    def width(self) -> int:
+        return max([self.id, *(pos for _, pos in self.fields)]) + 1
+
+
+@dataclass(frozen=True)
 class _Workbook:
-    """What tells the two NTT workbooks apart, and what to call each."""
+    """What tells the two NTT workbooks apart, how their sheets are laid out, what to call each."""
 
     corpus: str
-    file_name: str
+    description: str  # how the user knows the file (NTT's README / usage line)
     info_sheet: str  # the sheet next to 対話 that only this corpus has
-    id_column: str  # header of the dialogue-id column on 対話
+    dialogue: _Layout  # on 対話: id, speaker, utterance
+    info: _Layout  # on the info sheet
 
 
-PERSONA_CHAT = _Workbook("jpersonachat", "japanese_persona_chat.xlsx", PERSONA_SHEET, "ペルソナID")
-EMPATHETIC = _Workbook("jempathetic", "japanese_empathetic_dialogues.xlsx", SITUATION_SHEET, "ID")
+PERSONA_CHAT = _Workbook(
+    "jpersonachat",
+    "the Japanese PersonaChat workbook (NTT names it ペルソナ対話1-5000.xlsx)",
+    PERSONA_SHEET,
+    _Layout(1, (("speaker", 2), ("utterance", 3))),
+    _Layout(1, (("persona A", 2), ("persona B", 3))),
+)
+EMPATHETIC = _Workbook(
+    "jempathetic",
+    "the Japanese EmpatheticDialogues workbook (japanese_empathetic_dialogues.xlsx)",
+    SITUATION_SHEET,
+    _Layout(0, (("speaker", 1), ("utterance", 2))),
+    _Layout(0, (("emotion", 1), ("situation", 2))),
+)
 _OTHER = {PERSONA_CHAT.corpus: EMPATHETIC, EMPATHETIC.corpus: PERSONA_CHAT}
 
 
 @register_corpus(
     "jpersonachat",
     "Japanese PersonaChat (NTT): 5,000 persona chats, personas in meta",
-    "japanese_persona_chat.xlsx (or the folder holding it)",
+    "the PersonaChat .xlsx (e.g. ペルソナ対話1-5000.xlsx) or the folder holding it",
 )
 def load_persona_chat(path: Path, report: LoadReport) -> Iterator[Dialogue]:
     xlsx = _resolve(path, PERSONA_CHAT)
@@ -83,7 +108,7 @@ def load_persona_chat(path: Path, report: LoadReport) -> Iterator[Dialogue]:
 @register_corpus(
     "jempathetic",
     "Japanese EmpatheticDialogues (NTT): ~20,000 four-turn chats, emotion + situation in meta",
-    "japanese_empathetic_dialogues.xlsx (or the folder holding it)",
+    "the EmpatheticDialogues .xlsx (japanese_empathetic_dialogues.xlsx) or the folder holding it",
 )
 def load_empathetic(path: Path, report: LoadReport) -> Iterator[Dialogue]:
     xlsx = _resolve(path, EMPATHETIC)
@@ -97,13 +122,47 @@ def load_empathetic(path: Path, report: LoadReport) -> Iterator[Dialogue]:
         wb.close()
 
 
+def _sheet_names(path: Path) -> list[str] | None:
+    """The workbook's sheet names, or None for a file that is not a readable workbook."""
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable file simply is not a candidate
+        return None
+    try:
+        return list(wb.sheetnames)
+    finally:
+        wb.close()
+
+
 def _resolve(path: Path, kind: _Workbook) -> Path:
-    if path.is_dir():
-        candidate = path / kind.file_name
-        if not candidate.is_file():
-            raise JmoshiError(f"no {kind.file_name} in this folder", path=path)
-        return candidate
-    return path
+    """A folder resolves to the one workbook in it with this corpus's sheets, whatever its name
+    (NTT's own usage line calls the PersonaChat file ``ペルソナ対話1-5000.xlsx``)."""
+    if not path.is_dir():
+        return path
+    # "~$name.xlsx" is Excel's lock file for an open workbook, not a workbook.
+    files = sorted(p for p in path.glob("*.xlsx") if p.is_file() and not p.name.startswith(("~$", ".")))
+    sheets = {p: _sheet_names(p) for p in files}
+    matches = [p for p, names in sheets.items() if names and {DIALOGUE_SHEET, kind.info_sheet} <= set(names)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise JmoshiError(
+            f"several workbooks have the sheets {DIALOGUE_SHEET!r} and {kind.info_sheet!r} "
+            f"({', '.join(p.name for p in matches)}); pass the file itself",
+            path=path,
+        )
+    other = _OTHER[kind.corpus]
+    hint = ""
+    if any(names and other.info_sheet in names for names in sheets.values()):
+        hint = f"; the workbook here looks like {other.description}: use corpus {other.corpus!r}"
+    found = f"{len(files)} .xlsx file(s) without them" if files else "no .xlsx file"
+    raise JmoshiError(
+        f"no workbook with sheets {DIALOGUE_SHEET!r} and {kind.info_sheet!r} in this folder ({found}); "
+        f"expected {kind.description}{hint}",
+        path=path,
+    )
 
 
 def _open(path: Path, kind: _Workbook):
@@ -115,7 +174,7 @@ def _open(path: Path, kind: _Workbook):
         # read_only streams rows from the zip instead of building all 80k cells in memory.
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as e:
-        raise JmoshiError(f"not a readable .xlsx workbook ({e}); expected {kind.file_name}", path=path) from None
+        raise JmoshiError(f"not a readable .xlsx workbook ({e}); expected {kind.description}", path=path) from None
     sheets = list(wb.sheetnames)
     missing = [s for s in (DIALOGUE_SHEET, kind.info_sheet) if s not in sheets]
     if missing:
@@ -123,68 +182,76 @@ def _open(path: Path, kind: _Workbook):
         other = _OTHER[kind.corpus]
         hint = ""
         if other.info_sheet in sheets:
-            hint = f"; this looks like {other.file_name}: use corpus {other.corpus!r}"
+            hint = f"; this looks like {other.description}: use corpus {other.corpus!r}"
         raise JmoshiError(
-            f"no sheet {missing[0]!r} (sheets: {', '.join(sheets)}): not {kind.file_name}{hint}", path=path
+            f"no sheet {missing[0]!r} (sheets: {', '.join(sheets)}): not {kind.description}{hint}", path=path
         )
     return wb
 
 
-def _rows(ws) -> Iterator[tuple[int, tuple]]:
-    """(1-based row number as Excel shows it, cell values), skipping rows with no value at all
-    (openpyxl yields trailing formatted-but-empty rows)."""
+_DIGIT = re.compile(r"\d")
+
+
+def _is_header(values: tuple) -> bool:
+    """A header row's first cell is text without digits (``No``, ``ID``, ``作業No``); every data row's
+    first cell is a running number or a dialogue id (``1``, ``PP1``, ``1_1``), which all hold one."""
+    first = values[0] if values else None
+    return isinstance(first, str) and bool(first.strip()) and not _DIGIT.search(first)
+
+
+def _rows(ws, path: Path, layout: _Layout, report: LoadReport) -> Iterator[tuple[int, tuple, dict[int, str]]]:
+    """(1-based row number as Excel shows it, cell values, header texts by position) for every data
+    row. Rows with no value at all are skipped (openpyxl yields trailing formatted-but-empty rows),
+    and so are header rows, wherever they repeat (as NTT's scripts skip every ``No`` row)."""
+    header: dict[int, str] = {}
+    seen_data = False
     for number, values in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
-        if any(v is not None and (not isinstance(v, str) or v.strip()) for v in values):
-            yield number, values
-
-
-def _header(
-    ws, path: Path, required: tuple[str, ...], first: str
-) -> tuple[dict[str, int], Iterator[tuple[int, tuple]]]:
-    """Column positions by header name, plus the remaining rows. The header must be the first
-    non-empty row and start with ``first`` (``No`` / ``ID``), as NTT's scripts expect."""
-    rows = _rows(ws)
-    try:
-        number, header = next(rows)
-    except StopIteration:
-        raise JmoshiError(f"sheet {ws.title!r} is empty", path=path) from None
-    names = [str(v).strip() if v is not None else "" for v in header]
-    if not names or names[0] != first:
-        raise JmoshiError(
-            f"sheet {ws.title!r}: expected a header row starting with {first!r}, got {names[:4]}",
-            path=path,
-            line=number,
-        )
-    columns = {name: i for i, name in enumerate(names) if name}
-    for name in required:
-        if name not in columns:
+        if not any(v is not None and (not isinstance(v, str) or v.strip()) for v in values):
+            continue
+        if _is_header(values):
+            if seen_data:
+                report.skip("repeated header row", f"{path.name} sheet {ws.title} row {number}")
+            else:
+                header = {i: str(v).strip() for i, v in enumerate(values) if v is not None and str(v).strip()}
+            continue
+        seen_data = True
+        if len(values) < layout.width:
             raise JmoshiError(
-                f"sheet {ws.title!r}: missing column {name!r} (header: {[n for n in names if n]})",
+                f"sheet {ws.title!r}: {len(values)} column(s), but this layout needs {layout.width} "
+                f"({_layout_text(layout)})",
                 path=path,
                 line=number,
-                key=name,
             )
-    return columns, rows
+        yield number, values, header
 
 
-def _cell(values: tuple, column: int) -> Any:
-    return values[column] if column < len(values) else None
+def _layout_text(layout: _Layout) -> str:
+    names = {layout.id: "dialogue id", **{pos: name for name, pos in layout.fields}}
+    return " | ".join(names.get(i, "No") for i in range(layout.width))
 
 
-def _id_text(value: Any, *, path: Path, row: int, sheet: str, column: str) -> str | None:
+def _key(header: dict[int, str], position: int, name: str) -> str:
+    """How an error names a column: the sheet's own header text when it has one (headers are only
+    hints for us, but they are what the user sees in Excel), else the column letter."""
+    letter = chr(ord("A") + position)
+    text = header.get(position)
+    return f"column {letter} ({text})" if text else f"column {letter} ({name})"
+
+
+def _id_text(value: Any, *, path: Path, row: int, sheet: str, key: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
-        return None
+        raise JmoshiError(f"sheet {sheet!r}: missing dialogue id", path=path, line=row, key=key)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise JmoshiError(
             f"sheet {sheet!r}: dialogue id must be text like 'PP1' or '1_1', got {value!r}",
             path=path,
             line=row,
-            key=column,
+            key=key,
         )
     return str(value).strip()
 
 
-def _utterance_text(value: Any, *, path: Path, row: int, column: str) -> str:
+def _utterance_text(value: Any, *, path: Path, row: int, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -194,16 +261,13 @@ def _utterance_text(value: Any, *, path: Path, row: int, column: str) -> str:
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    raise JmoshiError(
-        f"sheet {DIALOGUE_SHEET!r}: utterance must be text, got {value!r}", path=path, line=row, key=column
-    )
+    raise JmoshiError(f"sheet {DIALOGUE_SHEET!r}: utterance must be text, got {value!r}", path=path, line=row, key=key)
 
 
 def _dialogues(ws, path: Path, kind: _Workbook, report: LoadReport) -> Iterator[tuple[str, tuple[Turn, ...]]]:
     """Group consecutive 対話 rows by dialogue id, lazily."""
-    first = "No" if kind is PERSONA_CHAT else "ID"
-    columns, rows = _header(ws, path, (kind.id_column, "話者", "発話"), first=first)
-    c_id, c_speaker, c_text = columns[kind.id_column], columns["話者"], columns["発話"]
+    layout = kind.dialogue
+    (_, c_speaker), (_, c_text) = layout.fields
     finished: set[str] = set()
     current: str | None = None
     turns: list[Turn] = []
@@ -217,10 +281,9 @@ def _dialogues(ws, path: Path, kind: _Workbook, report: LoadReport) -> Iterator[
         else:
             report.skip("dialogue without any non-empty turn", f"{path.name} {kind.corpus}-{current}")
 
-    for row, values in rows:
-        dialogue_id = _id_text(_cell(values, c_id), path=path, row=row, sheet=ws.title, column=kind.id_column)
-        if dialogue_id is None:
-            raise JmoshiError(f"sheet {ws.title!r}: missing dialogue id", path=path, line=row, key=kind.id_column)
+    for row, values, header in _rows(ws, path, layout, report):
+        id_key = _key(header, layout.id, "dialogue id")
+        dialogue_id = _id_text(values[layout.id], path=path, row=row, sheet=ws.title, key=id_key)
         if dialogue_id != current:
             yield from flush()
             if dialogue_id in finished:
@@ -229,32 +292,33 @@ def _dialogues(ws, path: Path, kind: _Workbook, report: LoadReport) -> Iterator[
                     "(it appeared earlier); sort the sheet by dialogue",
                     path=path,
                     line=row,
-                    key=kind.id_column,
+                    key=id_key,
                 )
             current, turns = dialogue_id, []
-        text = _utterance_text(_cell(values, c_text), path=path, row=row, column="発話")
+        text = _utterance_text(values[c_text], path=path, row=row, key=_key(header, c_text, "utterance"))
         if not text:
             report.skip("empty text", f"{path.name} row {row}")
             continue
-        speaker = _cell(values, c_speaker)
+        speaker = values[c_speaker]
         if not isinstance(speaker, str) or not speaker.strip():
             raise JmoshiError(
-                f"sheet {ws.title!r}: speaker must be 'A' or 'B', got {speaker!r}", path=path, line=row, key="話者"
+                f"sheet {ws.title!r}: speaker must be 'A' or 'B', got {speaker!r}",
+                path=path,
+                line=row,
+                key=_key(header, c_speaker, "speaker"),
             )
         turns.append(Turn(speaker.strip(), text))
     yield from flush()
 
 
 def _read_personas(ws, path: Path) -> dict[str, dict[str, list[str]]]:
-    """ペルソナID → {"A": [sentences], "B": [sentences]}."""
-    columns, rows = _header(ws, path, ("ペルソナID", "A", "B"), first="No")
+    """Persona-pair id → {"A": [sentences], "B": [sentences]}."""
+    layout = PERSONA_CHAT.info
+    (_, c_a), (_, c_b) = layout.fields
     personas: dict[str, dict[str, list[str]]] = {}
-    for row, values in rows:
-        cell = _cell(values, columns["ペルソナID"])
-        pid = _id_text(cell, path=path, row=row, sheet=ws.title, column="ペルソナID")
-        if pid is None:
-            raise JmoshiError(f"sheet {ws.title!r}: missing persona id", path=path, line=row, key="ペルソナID")
-        personas[pid] = {spk: _persona_sentences(_cell(values, columns[spk])) for spk in ("A", "B")}
+    for row, values, header in _rows(ws, path, layout, LoadReport()):
+        pid = _id_text(values[layout.id], path=path, row=row, sheet=ws.title, key=_key(header, layout.id, "persona id"))
+        personas[pid] = {"A": _persona_sentences(values[c_a]), "B": _persona_sentences(values[c_b])}
     return personas
 
 
@@ -265,28 +329,13 @@ def _persona_sentences(cell: Any) -> list[str]:
 
 
 def _read_situations(ws, path: Path) -> dict[str, dict[str, str]]:
-    """Dialogue id → {"emotion", "situation"}. The published header is 作業No | 感情 | 状況文;
-    NTT's script reads the columns by position and tolerates no header, so do we."""
+    """Dialogue id → {"emotion", "situation"}; NTT's script reads ``[:3]`` with or without a header."""
+    layout = EMPATHETIC.info
+    (_, c_emotion), (_, c_situation) = layout.fields
     situations: dict[str, dict[str, str]] = {}
-    positions = (0, 1, 2)
-    for row, values in _rows(ws):
-        first = str(values[0]).strip() if values and values[0] is not None else ""
-        if not situations and first in ("作業No", "ID", "No"):
-            names = [str(v).strip() if v is not None else "" for v in values]
-            missing = [n for n in ("感情", "状況文") if n not in names]
-            if missing:
-                raise JmoshiError(
-                    f"sheet {ws.title!r}: missing column {missing[0]!r} (header: {names})",
-                    path=path,
-                    line=row,
-                    key=missing[0],
-                )
-            positions = (0, names.index("感情"), names.index("状況文"))
-            continue
-        sid = _id_text(_cell(values, positions[0]), path=path, row=row, sheet=ws.title, column="作業No")
-        if sid is None:
-            raise JmoshiError(f"sheet {ws.title!r}: missing dialogue id", path=path, line=row, key="作業No")
-        emotion, situation = _cell(values, positions[1]), _cell(values, positions[2])
+    for row, values, header in _rows(ws, path, layout, LoadReport()):
+        sid = _id_text(values[layout.id], path=path, row=row, sheet=ws.title, key=_key(header, layout.id, "dialogue id"))
+        emotion, situation = values[c_emotion], values[c_situation]
         entry = {}
         if emotion is not None and str(emotion).strip():
             entry["emotion"] = str(emotion).strip()
