@@ -62,6 +62,12 @@ class RewriteConfig(_Section):
     min_length_ratio: float = Field(0.6, gt=0, description="Rewritten/original characters, lower bound.")
     max_length_ratio: float = Field(2.5, gt=0, description="Rewritten/original characters, upper bound.")
     max_latin_run: int = Field(16, ge=1, description="Longest Latin-letter run not in the original (names like YouTube pass).")
+    # Acronyms and names (SNS, YouTube) are a small part of a Japanese turn; an English answer
+    # ("Yes, sure, okay.") is all of it. Half is the line between the two (issue 19); up to 3
+    # letters (OK, PC) always pass.
+    max_latin_share: float = Field(
+        0.5, gt=0, le=1, description="Largest share of a turn's letters that may be Latin letters not in the original."
+    )
     cache_dir: Optional[str] = Field(None, description="Answer cache shared across runs; default: <output.dir>/cache/rewrite.")
 
     @model_validator(mode="after")

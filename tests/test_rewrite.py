@@ -120,19 +120,20 @@ def test_structure_failures(content, finish, reason):
         # the J-Moshi-ext artifact: a Korean clause inside a Japanese turn
         (replace_turn(GOOD, 1, text="うん、운동도 하고 있겠지만、先週末に引っ越したばかりなんです。"), "foreign_script", "Hangul"),
         (replace_turn(GOOD, 3, text="駅から近くて、очень便利な場所なんですよ。"), "foreign_script", "Cyrillic"),
-        (replace_turn(GOOD, 3, text="駅から近くて、这个很便利な場所なんですよ。"), "foreign_script", "simplified Chinese"),
+        (replace_turn(GOOD, 3, text="駅から近くて、这个很便利な場所なんですよ。"), "foreign_script", "Chinese"),
         (replace_turn(GOOD, 3, text="駅から近くて、it is really a very convenient place なんですよ。"), "latin_run", "convenient"),
         (replace_turn(GOOD, 3, text="駅から近くて（笑）、便利な場所なんですよ。"), "markup", "bracketed note"),
         (replace_turn(GOOD, 3, text="B: 駅から近くて、便利な場所なんですよ。"), "markup", "speaker label"),
         (replace_turn(GOOD, 3, text='駅から近くて、<break time="0.5s"/>便利な場所なんですよ。'), "markup", "tag"),
         (replace_turn(GOOD, 3, text="駅から近くて、便利な場所なんですよ😀"), "markup", "emoji"),
-        (replace_turn(GOOD, 3, text="駅から近くて、**すごく**便利なんですよ。"), "privacy_mask", "not in the original"),
+        (replace_turn(GOOD, 3, text="駅から近くて、**すごく**便利なんですよ。"), "markup", "markdown emphasis"),
+        (replace_turn(GOOD, 3, text="駅から近くて、＊＊すごく便利なんですよ。"), "privacy_mask", "not in the original"),
         (replace_turn(GOOD, 2, speaker="C"), "unknown_speaker", "['C']"),
         (tuple((("A", t) for _, t in GOOD)), "missing_speaker", "['B']"),
         ((("B", "あ、はい！"),) + GOOD, "order", "starts with B"),
         (replace_turn(GOOD, 1, speaker="A"), "order", "said by A"),
         ((GOOD[0], GOOD[5], GOOD[2], GOOD[3], GOOD[4], GOOD[1]), "order", "moved before"),
-        ((("A", "引っ越し？"), ("B", "うん。")), "length_ratio", "ratio"),
+        ((("A", "引っ越し？"), ("B", "うん。")), "dropped_turn", "original turn 2"),
         (GOOD + tuple((("A", "ほんとうにそうなんですね、すごくいいところに住んでいらっしゃるんですね。"),) * 4), "length_ratio", "ratio"),
     ],
 )
@@ -142,12 +143,103 @@ def test_content_failures(turns, reason, detail):
     assert detail in v.detail, v.detail
 
 
+def test_too_short_but_complete_rewrite_is_a_length_failure():
+    original = dialogue(turns=(("A", "引っ越しをしたそうですね。"), ("B", "はい。つい先週末に引っ越しました。")))
+    v = verdict((("A", "引っ越し？"), ("B", "はい、先週末に。")), original)
+    assert not v.ok and v.reason == "length_ratio", v
+
+
 def test_scripts_and_latin_already_in_the_original_are_allowed():
     original = dialogue(turns=replace_turn(BASE_TURNS, 3, text="Stranger Things and Other Storiesというドラマが好きです。"))
     rewrite = replace_turn(GOOD, 5, text="えっと、Stranger Things and Other Storiesってドラマが好きなんです。")
     assert verdict(rewrite, original).ok
     # short Latin names pass without being in the original
     assert verdict(replace_turn(GOOD, 3, text="駅から近くて、YouTubeも見放題なんですよ。")).ok
+
+
+@pytest.mark.parametrize(
+    "text, script",
+    [
+        ("Ναι, βέβαια, είναι πολύ βολικό.", "Greek"),
+        ("Vâng, chỗ đó rất tiện lợi.", "Latin with diacritics"),  # Vietnamese
+        ("是的，那个地方很方便。", "Chinese"),  # simplified: 个 is not a Japanese character
+        ("我很喜歡這個地方。", "Chinese"),  # traditional, all in JIS: kanji without any kana
+        ("ใช่ครับ สะดวกมาก", "Thai"),
+        ("Да, очень удобно.", "Cyrillic"),
+        ("예, 아주 편리해요.", "Hangul"),
+    ],
+)
+def test_japanese_script_is_an_allow_list(text, script):
+    v = verdict(replace_turn(GOOD, 3, text=text))
+    assert not v.ok and v.reason == "foreign_script", v
+    assert v.detail.startswith(f"{script} in turn 4 (B)") or f"{script} (kanji" in v.detail, v.detail
+
+
+@pytest.mark.parametrize("text", ["Yes, sure, okay.", "Sounds good to me!", "Right, it's nice."])
+def test_english_in_short_runs_is_not_japanese(text):
+    v = verdict(replace_turn(GOOD, 2, text=text))
+    assert not v.ok and v.reason == "latin_run" and "letters are Latin" in v.detail, v
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["へー、SNSで見たことあります。", "OK!", "PCで見ました。", "へー、YouTubeで見たんですか。", "１０時に、ＪＲで。", "えっと…♪ ※たぶん、１０％くらい？"],
+)
+def test_acronyms_digits_and_japanese_symbols_pass(text):
+    v = verdict(replace_turn(GOOD, 2, text=text))
+    assert v.ok, v
+
+
+@pytest.mark.parametrize(
+    "turns, detail",
+    [
+        # the whole second B turn (both of its rewritten parts) is gone: A A A B remains
+        ((GOOD[0], GOOD[2], GOOD[4], GOOD[5]), "original turn 2 (B: はい。つい先週末に引っ越しました。駅から近くて…) has no counterpart"),
+        # A's question is gone; B answers the backchannel instead
+        (GOOD[:4] + GOOD[5:], "original turn 3 (A: それは良かったですね。新しい部屋はどうですか？) is missing"),
+        # A's question merged into B's answer turn: B says it, so A's turn has nothing left
+        (GOOD[:4] + (("B", GOOD[4][1] + GOOD[5][1]),), "original turn 3 (A: それは良かったですね。"),
+    ],
+)
+def test_dropped_and_merged_turns(turns, detail):
+    v = verdict(turns)
+    assert not v.ok and v.reason in ("dropped_turn", "order"), v
+    assert detail in v.detail or "said by B" in v.detail, v.detail
+
+
+def test_turn_rule_splits_backchannels_and_same_speaker_merges_pass():
+    # split into two B turns with an inserted A backchannel: GOOD itself
+    assert verdict(GOOD).ok
+    # consecutive original turns of one speaker may become one turn
+    original = dialogue(turns=(("A", "引っ越しをしたそうですね。"), ("A", "新しい部屋はどうですか？"), ("B", "少し狭いですが、日当たりが良くて気に入っています。")))
+    merged = (("A", "引っ越ししたんですよね？新しい部屋はどうですか？"), ("B", "ちょっと狭いんですけど、日当たりが良くて気に入ってます。"))
+    assert verdict(merged, original).ok
+    # a short original turn (はい。) may be reworded freely, but its speaker must still answer in place
+    original = dialogue(turns=(("A", "引っ越しをしたそうですね。"), ("B", "はい。"), ("A", "新しい部屋はどうですか？"), ("B", "気に入っています。")))
+    assert verdict((("A", "引っ越ししたんですよね？"), ("B", "うん！"), ("A", "新しい部屋はどう？"), ("B", "気に入ってます。")), original).ok
+    v = verdict((("A", "引っ越ししたんですよね？"), ("A", "新しい部屋はどう？"), ("B", "気に入ってます。")), original)
+    assert not v.ok and v.reason == "dropped_turn" and "original turn 2 (B: はい。)" in v.detail, v
+
+
+@pytest.mark.parametrize(
+    "text, ok, detail",
+    [
+        ("それは良かったですね。山田さんの新しい部屋はどうですか？", False, "'山田' is not in the original"),
+        ("それは良かったですね。大阪の新しい部屋はどうですか？", False, "'大阪'"),
+        ("それは良かったですね。新しい部屋はどうですか？", True, ""),
+    ],
+)
+def test_invented_proper_nouns(text, ok, detail):
+    v = verdict(replace_turn(GOOD, 4, text=text))
+    assert v.ok == ok, v
+    if not ok:
+        assert v.reason == "invented_name" and detail in v.detail, v
+
+
+def test_names_from_the_original_or_persona_pass():
+    original = dialogue(turns=replace_turn(BASE_TURNS, 2, text="それは良かったですね。大阪の部屋はどうですか？"),
+                        meta={"persona": {"A": ["私は田中です。"], "B": []}})
+    assert verdict(replace_turn(GOOD, 4, text="田中です。大阪の新しい部屋はどうですか？"), original).ok
 
 
 MASKED = replace_turn(BASE_TURNS, 2, text="<XX>さんは、新しい部屋はどうですか？")
@@ -162,6 +254,9 @@ MASKED = replace_turn(BASE_TURNS, 2, text="<XX>さんは、新しい部屋はど
         ("XXさんは、新しい部屋はどうですか？", False),  # read out without brackets
         ("<XX>さんは、<XX>さんの新しい部屋はどうですか？", False),  # multiplied
         ("<YY>さんは、新しい部屋はどうですか？", False),  # invented
+        ("田中太郎さんは、新しい部屋はどうですか？", False),  # replaced by an invented full name
+        ("さくらさんは、新しい部屋はどうですか？", False),  # replaced by a given name
+        ("お客さんは、新しい部屋はどうですか？", True),  # not a name
     ],
 )
 def test_privacy_masks(text, ok):
