@@ -212,3 +212,14 @@ def test_verify_on_a_jmoshi_folder(tmp_path, sp):
         "10 frames, but corp-1-mainA.wav gives 19",
         "word 2 ('天気'): [0.9, 9.0] outside the audio's [0, 1.500] s",
     ]
+
+
+def test_finalize_names_follow_the_trainers_three_digit_pattern_past_999_shards(tmp_path):
+    # names only: finalize reads the unit from a unit-K name, so empty files are enough
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    for k in range(1000):
+        (folder / f"unit-{k:05d}.parquet").write_bytes(b"")
+    names = [p.name for p in finalize_parquet_names(folder)]
+    assert names[0] == "train-001-of-1000.parquet"
+    assert names[998:] == ["train-999-of-1000.parquet", "train-1000-of-1000.parquet"]

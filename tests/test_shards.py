@@ -191,3 +191,65 @@ def test_meta_json_is_utf8_with_sorted_keys(tmp_path):
         raw = tar.extractfile("a-1.json").read().decode("utf-8")
     assert "話者A" in raw and list(json.loads(raw)) == sorted(json.loads(raw))
     assert np.load(io.BytesIO(shards.encode_item(it)["codes.npy"])).dtype == np.int16
+
+
+# ------------------------------------------------------------------ verify against the unit records
+
+
+def _run_with_units(tmp_path, units: dict[int, list[str]]):
+    """A synth output folder as the pipeline leaves it: unit records + one tar shard per unit."""
+    run = tmp_path / "run"
+    (run / "units").mkdir(parents=True)
+    for k, ids in units.items():
+        record = {"unit": k, "dialogues": ids, "renderings": [{"id": i} for i in ids]}
+        (run / "units" / f"unit-{k:05d}.json").write_text(json.dumps(record), encoding="utf-8")
+        write_tar_shard(run / "shards" / f"shard-{k:05d}.tar", [item(i, seed=n) for n, i in enumerate(ids)])
+    return run
+
+
+def test_verify_a_run_folder_checks_every_shard_against_its_unit_record(tmp_path):
+    run = _run_with_units(tmp_path, {0: ["a-1", "b-1", "c-1", "d-1"], 1: ["e-1"]})
+    report = verify_files(run, vocab_size=400)
+    assert report.problems == [] and report.dialogues == 5
+
+    # cut exactly at a member boundary: the tar still reads, two dialogues shorter
+    shard = run / "shards" / "shard-00000.tar"
+    with tarfile.open(shard) as tar:
+        cut = next(m.offset for m in tar.getmembers() if m.name.startswith("c-1"))
+    shard.write_bytes(shard.read_bytes()[:cut])
+    assert len(list(read_tar_shard(shard))) == 2  # what fooled the old verify
+    problems = [str(p) for p in verify_path(run, vocab_size=400)]
+    assert problems == [
+        f"{shard}: no end-of-archive marker: the file was cut short (interrupted copy or download?)",
+        f"{shard}: lacks 2 of the 4 dialogues units/unit-00000.json lists (cut short or stale?): c-1, d-1",
+    ]
+    # the shard file alone also finds its unit record
+    assert [p.path for p in verify_path(shard, vocab_size=400)] == [str(shard), str(shard)]
+
+
+def test_verify_names_foreign_members_missing_shards_and_stale_shards(tmp_path):
+    run = _run_with_units(tmp_path, {0: ["a-1"], 1: ["b-1"]})
+    write_tar_shard(run / "shards" / "shard-00000.tar", [item("a-1"), item("z-1")])
+    (run / "shards" / "shard-00001.tar").unlink()
+    write_tar_shard(run / "shards" / "shard-00007.tar", [item("q-1")])
+    problems = [str(p) for p in verify_path(run, vocab_size=400)]
+    assert problems == [
+        f"{run / 'shards' / 'shard-00000.tar'}: holds 1 dialogue(s) that units/unit-00000.json does not list: z-1",
+        f"{run / 'shards' / 'shard-00007.tar'}: belongs to unit 7, but units/unit-00007.json does not exist "
+        "(a shard from another run, or a unit not finished)",
+        f"{run / 'shards'}: units/unit-00001.json lists 1 dialogue(s), but there is no tar shard for unit 1",
+    ]
+
+
+def test_verify_reports_a_bad_wav_under_the_wav_and_bad_words_under_the_json(tmp_path):
+    folder = tmp_path / "wav"
+    folder.mkdir()
+    sf.write(str(folder / "d.wav"), np.zeros(2400, np.float32), 24000)  # mono
+    (folder / "d.json").write_text(json.dumps({"alignments": [["はい", [0.0, 0.05], "SPEAKER_MAIN"]]}), encoding="utf-8")
+    sf.write(str(folder / "e.wav"), np.zeros((2400, 2), np.float32), 24000)
+    (folder / "e.json").write_text(json.dumps({"alignments": [["はい", [0.0, 9.0], "SPEAKER_MAIN"]]}), encoding="utf-8")
+    problems = {(p.path, p.message.split(":")[0]) for p in verify_path(folder)}
+    assert problems == {
+        (str(folder / "d.wav"), "1 channel(s), expected stereo"),
+        (str(folder / "e.json"), "word 0 ('はい')"),
+    }

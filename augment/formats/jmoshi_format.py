@@ -205,7 +205,6 @@ def finalize_parquet_names(folder: str | Path, prefix: str = DEFAULT_PREFIX) -> 
             stale.unlink()
         plan.append((k, paths[0]))
     n = len(plan)
-    width = max(3, len(str(n)))
     staged = []
     for k, p in plan:
         tmp = folder / f".finalize-{k}.parquet"
@@ -214,7 +213,9 @@ def finalize_parquet_names(folder: str | Path, prefix: str = DEFAULT_PREFIX) -> 
         staged.append(tmp)
     out = []
     for i, tmp in enumerate(staged, 1):
-        final = folder / f"{prefix}-{i:0{width}d}-of-{n:0{width}d}.parquet"
+        # The trainer's pattern: three-digit minimum on both numbers, never padded further
+        # (train-001-of-1000, not train-0001-of-1000).
+        final = folder / f"{prefix}-{i:03d}-of-{n:03d}.parquet"
         tmp.replace(final)
         out.append(final)
     return out

@@ -6,7 +6,9 @@ moshi-finetune wav + alignments (``ID.wav`` + ``ID.json`` side by side, listed i
 A folder is searched recursively. Checks: shapes and dtypes, token ids within the tokenizer's
 vocabulary and Mimi's codebook size, no byte-fallback pieces on a text stream (given the
 tokenizer), text and audio streams of the same length, the frame count that the audio's duration
-implies, word times inside the audio and sorted.
+implies, word times inside the audio and sorted. Inside a synth output folder, every tar and
+parquet shard is also checked against the unit record that lists its dialogues (``verify_units``),
+and every problem names the file that is wrong (the wav for audio faults, the json for word faults).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from jmoshi_augment.augment.formats.jmoshi_format import AUDIO_DIR, TEXT_DIR, TRAINER_CODEBOOKS, read_jmoshi_parquet
 from jmoshi_augment.augment.formats.shards import decode_item, read_tar_members
+from jmoshi_augment.augment.formats import verify_units
 from jmoshi_augment.augment.tokens.tokenize import num_frames
 from jmoshi_augment.augment.types import SAMPLE_RATE
 from jmoshi_augment.constants import MIMI_CARDINALITY
@@ -45,6 +48,9 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
     dialogues: int = 0
+    # what each shard holds, for the cross-check with the unit records: path -> (unit, members)
+    tar_members: dict[Path, list[str]] = field(default_factory=dict)
+    parquet_members: dict[Path, tuple[int | None, list[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,30 @@ def _range_problem(name: str, values: np.ndarray, upper: int | None) -> str | No
 # ------------------------------------------------------------------------------------------ tar
 
 
+_TAR_BLOCK = 512
+
+
+def _tar_end_problem(path: Path) -> str | None:
+    """A tar ends with two zero blocks (the end-of-archive marker). One cut at a member boundary
+    still reads as a valid archive, only shorter: its missing marker is what gives it away."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 2 * _TAR_BLOCK))
+        tail = f.read()
+    if size % _TAR_BLOCK or size < 2 * _TAR_BLOCK or tail.count(0) != len(tail):
+        return "no end-of-archive marker: the file was cut short (interrupted copy or download?)"
+    return None
+
+
 def _check_tar(path: Path, limits: Limits, report: VerifyReport) -> None:
     seen: set[str] = set()
+    keys = report.tar_members.setdefault(path, [])
+    end = _tar_end_problem(path)
+    if end:
+        report.problems.append(Problem(str(path), None, end))
     for key, group in read_tar_members(path):
         report.dialogues += 1
+        keys.append(key)
         try:
             item = decode_item(key, group, path)
         except JmoshiError as e:
@@ -131,8 +157,16 @@ def _check_parquet(path: Path, limits: Limits, report: VerifyReport) -> None:
             report.problems.append(Problem(str(path), None, f"column {name} has type {schema.field(name).type}, expected list<list<int>>"))
     audio_dir = path.parent.parent / AUDIO_DIR
     seen: set[str] = set()
+    from jmoshi_augment.augment.formats.jmoshi_format import _unit_of
+
+    try:
+        unit = _unit_of(path)
+    except (OSError, ValueError, KeyError):
+        unit = None
+    ids = report.parquet_members.setdefault(path, (unit, []))[1]
     for row in read_jmoshi_parquet(path):
         report.dialogues += 1
+        ids.append(row.dialogue_id)
         problems = []
         if row.dialogue_id in seen:
             problems.append("duplicate dialogue_id in this shard")
@@ -165,16 +199,18 @@ def _check_wav_json(wav: Path, words_json: Path, limits: Limits, report: VerifyR
 
     report.dialogues += 1
     item = wav.stem
-    problems: list[str] = []
+    problems: list[str] = []  # about the json (word list / alignments)
     try:
         info = sf.info(str(wav))
     except (RuntimeError, sf.LibsndfileError) as e:
         report.problems.append(Problem(str(wav), item, f"not a readable wav: {e}"))
         return
+    wav_problems = []
     if info.channels != 2:
-        problems.append(f"{info.channels} channel(s), expected stereo")
+        wav_problems.append(f"{info.channels} channel(s), expected stereo")
     if info.samplerate != SAMPLE_RATE:
-        problems.append(f"sample rate {info.samplerate}, expected {SAMPLE_RATE}")
+        wav_problems.append(f"sample rate {info.samplerate}, expected {SAMPLE_RATE}")
+    report.problems += [Problem(str(wav), item, m) for m in wav_problems]
     duration = info.frames / info.samplerate
     try:
         data = json.loads(words_json.read_text(encoding="utf-8"))
@@ -215,7 +251,7 @@ def _check_wav_json(wav: Path, words_json: Path, limits: Limits, report: VerifyR
         starts.append(start)
     if any(b < a for a, b in zip(starts, starts[1:])):
         problems.append("words are not sorted by start")
-    if sp is not None and not problems:
+    if sp is not None and not problems and not wav_problems:
         from jmoshi_augment.augment.tokens.text_tokens import place_text_tokens
 
         t = num_frames(info.frames)
@@ -273,7 +309,30 @@ def verify_files(path: str | Path, *, vocab_size: int | None = None, card: int =
         _check_wav_json(wav, words_json, limits, report, sp)
     if report.files == 0:
         raise JmoshiError("nothing to verify: no .tar, .parquet or .wav files", path=path)
+    _check_units(path, report)
     return report
+
+
+def _check_units(path: Path, report: VerifyReport) -> None:
+    """Inside a synth output folder: each shard against its unit record, and (when a whole folder
+    is verified) every unit against its shards."""
+    run_dir = verify_units.run_dir_of(path)
+    if run_dir is None or not (report.tar_members or report.parquet_members):
+        return
+    records = verify_units.read_unit_records(run_dir)
+    report.problems += [Problem(str(p), None, m) for p, m in records.unreadable]
+    for tar, keys in report.tar_members.items():
+        k = verify_units.tar_unit(tar)
+        report.problems += [Problem(str(tar), None, m) for m in verify_units.compare_members(records, k, keys, keyed=True)]
+    for parquet, (k, ids) in report.parquet_members.items():
+        report.problems += [Problem(str(parquet), None, m) for m in verify_units.compare_members(records, k, ids, keyed=False)]
+    if path.is_dir():
+        for what, units, folder in (
+            ("tar shard", {verify_units.tar_unit(t) for t in report.tar_members}, run_dir / "shards"),
+            ("parquet shard", {k for k, _ in report.parquet_members.values()}, run_dir / "jmoshi" / "parquet"),
+        ):
+            if units and folder.resolve().is_relative_to(path.resolve()):
+                report.problems += [Problem(str(folder), None, m) for m in verify_units.missing_shards(records, units, what)]
 
 
 def verify_path(path: str | Path, *, vocab_size: int | None = None, card: int = MIMI_CARDINALITY, sp: Any = None) -> list[Problem]:

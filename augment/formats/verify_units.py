@@ -1,0 +1,89 @@
+"""Cross-check written shards against the run's unit records (``units/unit-K.json``).
+
+A shard can be complete as a file and still be wrong for the run: a tar cut exactly at a member
+boundary reads as a valid, shorter archive, and a stale or foreign shard reads fine. The unit
+record of unit K lists the renderings that unit wrote, and unit K became exactly one shard of each
+token format (``shards/shard-K.tar``; a parquet shard carries K in its metadata), so every shard's
+members must be exactly its unit's renderings, and every unit must have its shard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jmoshi_augment.augment.formats.shards import shard_key
+
+UNITS_DIR = "units"
+_TAR_RE = re.compile(r"^shard-(\d+)\.tar$")
+
+
+def run_dir_of(path: Path) -> Path | None:
+    """The synth output folder holding ``path`` (the nearest one with ``units/``), if any."""
+    start = path if path.is_dir() else path.parent
+    for p in [start, *start.parents][:4]:
+        if (p / UNITS_DIR).is_dir():
+            return p
+    return None
+
+
+@dataclass
+class UnitRecords:
+    """Rendering ids per unit, as the unit records list them, plus records that cannot be read."""
+
+    run_dir: Path
+    renderings: dict[int, list[str]] = field(default_factory=dict)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+    def path(self, k: int) -> Path:
+        return self.run_dir / UNITS_DIR / f"unit-{k:05d}.json"
+
+
+def read_unit_records(run_dir: Path) -> UnitRecords:
+    records = UnitRecords(run_dir)
+    for p in sorted((run_dir / UNITS_DIR).glob("unit-*.json")):
+        try:
+            data: Any = json.loads(p.read_text(encoding="utf-8"))
+            k = int(data["unit"])
+            ids = [str(e["id"]) for e in data["renderings"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            records.unreadable.append((p, f"not a unit record ({type(e).__name__}: {e})"))
+            continue
+        records.renderings[k] = ids
+    return records
+
+
+def tar_unit(path: Path) -> int | None:
+    m = _TAR_RE.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+def compare_members(records: UnitRecords, k: int | None, members: list[str], *, keyed: bool) -> list[str]:
+    """Problems of one shard whose members (keys for tar, dialogue ids for parquet) should be
+    unit ``k``'s renderings. Each message names the unit record it was compared with."""
+    if k is None:
+        return ["no unit number (name or metadata): cannot be checked against the unit records"]
+    if k not in records.renderings:
+        return [f"belongs to unit {k}, but {records.path(k).relative_to(records.run_dir)} does not exist "
+                "(a shard from another run, or a unit not finished)"]
+    expected = [shard_key(i) if keyed else i for i in records.renderings[k]]
+    where = records.path(k).relative_to(records.run_dir)
+    problems = []
+    missing = [i for i in expected if i not in set(members)]
+    extra = [i for i in members if i not in set(expected)]
+    if missing:
+        problems.append(f"lacks {len(missing)} of the {len(expected)} dialogues {where} lists "
+                        f"(cut short or stale?): {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+    if extra:
+        problems.append(f"holds {len(extra)} dialogue(s) that {where} does not list: "
+                        f"{', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
+    return problems
+
+
+def missing_shards(records: UnitRecords, seen_units: set[int], what: str) -> list[str]:
+    """Units with renderings but no shard of a format that the run did write."""
+    return [f"{records.path(k).relative_to(records.run_dir)} lists {len(ids)} dialogue(s), but there is no {what} for unit {k}"
+            for k, ids in sorted(records.renderings.items()) if ids and k not in seen_units]
