@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from jmoshi_augment.errors import JmoshiError
 
@@ -36,12 +37,51 @@ WHERE_FROM = {
 }
 
 
+# Seconds to wait for a TCP connection to the hub before treating it as unreachable. Without this
+# check, huggingface_hub retries a failing HEAD request five times with backoff (~23 s) and logs
+# two warnings per try before we can say anything.
+HUB_CONNECT_TIMEOUT = 3.0
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT) -> bool:
+    """Whether the Hugging Face endpoint (``HF_ENDPOINT``) accepts a TCP connection; False when
+    ``HF_HUB_OFFLINE`` is set."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def quiet_hub() -> Iterator[None]:
+    """Silence huggingface_hub's own warnings and retry messages: our one-line error says it all."""
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_logger.setLevel(level)
+
+
 def _hub_download(repo: str, filename: str, what: str) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        return Path(hf_hub_download(repo, filename))
+        with quiet_hub():
+            # Offline (or unreachable): the cache only, at once, instead of retries.
+            return Path(hf_hub_download(repo, filename, local_files_only=not hub_reachable()))
     except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: test it first
         raise JmoshiError(
             f"{what}: not in the local Hugging Face cache and the hub cannot be reached "
@@ -53,7 +93,12 @@ def _hub_download(repo: str, filename: str, what: str) -> Path:
     except RepositoryNotFoundError:
         raise JmoshiError(f"{what}: no such Hugging Face repo (or it is gated)", path=f"hf://{repo}") from None
     except OSError as e:  # network errors surface as OSError subclasses
-        raise JmoshiError(f"{what}: download failed: {e}", path=f"hf://{repo}/{filename}") from None
+        raise JmoshiError(f"{what}: download failed: {_first_line(e)}", path=f"hf://{repo}/{filename}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
 
 
 def resolve_file(spec: str | Path, what: str) -> Path:
@@ -119,13 +164,14 @@ def resolve_model(
     from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return CheckpointInfo.from_hf_repo(
-            text,
-            moshi_weights=None if lm is None else str(resolve_file(lm, "LM weights")),
-            mimi_weights=None if mimi is None else str(resolve_file(mimi, "Mimi weights")),
-            tokenizer=None if tokenizer is None else str(resolve_file(tokenizer, "text tokenizer")),
-            lora_weights=None if lora is None else str(resolve_file(lora, "LoRA weights")),
-        )
+        with quiet_hub():
+            return CheckpointInfo.from_hf_repo(
+                text,
+                moshi_weights=None if lm is None else str(resolve_file(lm, "LM weights")),
+                mimi_weights=None if mimi is None else str(resolve_file(mimi, "Mimi weights")),
+                tokenizer=None if tokenizer is None else str(resolve_file(tokenizer, "text tokenizer")),
+                lora_weights=None if lora is None else str(resolve_file(lora, "LoRA weights")),
+            )
     except LocalEntryNotFoundError:
         raise JmoshiError(
             "not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 or no "
@@ -133,7 +179,7 @@ def resolve_model(
             path=f"hf://{text}",
         ) from None
     except (HfHubHTTPError, OSError) as e:
-        raise JmoshiError(f"could not fetch the model: {e}", path=f"hf://{text}") from None
+        raise JmoshiError(f"could not fetch the model: {_first_line(e)}", path=f"hf://{text}") from None
 
 
 def load_mimi(spec: str | Path | None, *, device: str = "cpu", num_codebooks: int = 8, random_weights: bool = False) -> "MimiModel":

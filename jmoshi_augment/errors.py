@@ -36,3 +36,28 @@ class JmoshiError(Exception):
         if self.key is not None:
             where += f"{self.key}: "
         return where + self.message
+
+    def __reduce__(self):  # keep path/line/key when a worker process sends the error back
+        return (_rebuild, (type(self), self.message, self.path, self.line, self.key))
+
+
+def _rebuild(cls: type, message: str, path: str | None, line: int | None, key: str | None) -> "JmoshiError":
+    return cls(message, path=path, line=line, key=key)
+
+
+class JmoshiErrors(JmoshiError):
+    """Several problems found at once (a recipe check): the CLI prints one line per problem, so a
+    user fixes everything in one round instead of one problem per run."""
+
+    def __init__(self, errors: list[JmoshiError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def lines(self) -> list[str]:
+        return [str(e) for e in self.errors]
+
+    def __reduce__(self):
+        return (JmoshiErrors, (self.errors,))

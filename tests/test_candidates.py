@@ -94,6 +94,25 @@ def test_select_best_keeps_lowest_total_and_reports_every_candidate():
     assert none.best is None and none.index == -1
 
 
+def test_selection_keeps_every_candidates_seed_scores_and_why_it_lost():
+    cands = [dialogue(GAPS, name="a", seed=1), RuntimeError("script not consumed"), dialogue(OVERLAPS, name="b", seed=3)]
+    wants_overlap = TurnTakingScorer(TurnTakingTarget(overlapped_share=1.0))
+    sel = select_best(cands, tiny_script(), [(wants_overlap, 1.0)], seeds=[11, 12, 13])
+    record = sel.to_dict()
+    assert record["winner"] == 2
+    won, failed, lost = record["candidates"][2], record["candidates"][1], record["candidates"][0]
+    assert won["winner"] and "lost" not in won and won["seed"] == 3  # the backend's own seed wins over ours
+    assert failed == {"index": 1, "seed": 12, "total": None, "scores": {}, "winner": False, "failed": "script not consumed"}
+    assert lost["lost"] == f"total {lost['total']:.4g} > {won['total']:.4g} of candidate 2"
+    assert set(lost["scores"]) == {"turn_taking"} and not lost["winner"]
+
+    nothing = select_best([RuntimeError("script not consumed"), RuntimeError("out of memory")], tiny_script(),
+                          [(wants_overlap, 1.0)], seeds=[5, 6])
+    assert nothing.to_dict()["winner"] is None
+    assert nothing.failure_summary() == ("all 2 candidates failed: #0 (seed 5): script not consumed; "
+                                         "#1 (seed 6): out of memory")
+
+
 def test_build_scorers_validates():
     scorers = build_scorers(target={"overlapped_share": 0.4})
     assert [s.name for s, _ in scorers] == ["turn_taking"] and scorers[0][0].target.overlapped_share == 0.4

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -204,17 +204,24 @@ def load_transcriber(path: str | Path, *, device: str = "cpu", language: str = "
 
 @dataclass(frozen=True)
 class CandidateReport:
+    """One candidate's trace: its seed, every scorer's score, its weighted total, and why it was not
+    kept (a render failure, a score that cannot be judged, or a higher total than the winner's)."""
+
     index: int
     seed: int | None
     scores: dict[str, float]
     total: float
     failed: str | None = None  # why the candidate could not be rendered
+    lost: str | None = None  # why another candidate was kept (None for the winner)
+    winner: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        r = {"index": self.index, "seed": self.seed, "total": _json_float(self.total),
-             "scores": {k: _json_float(v) for k, v in self.scores.items()}}
+        r: dict[str, Any] = {"index": self.index, "seed": self.seed, "total": _json_float(self.total),
+                             "scores": {k: _json_float(v) for k, v in self.scores.items()}, "winner": self.winner}
         if self.failed:
             r["failed"] = self.failed
+        if self.lost:
+            r["lost"] = self.lost
         return r
 
 
@@ -228,35 +235,58 @@ class Selection:
     index: int
     reports: list[CandidateReport]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The provenance a unit record keeps per rendering (and per rejected dialogue)."""
+        return {"winner": self.index if self.best is not None else None, "candidates": [r.to_dict() for r in self.reports]}
+
+    def failure_summary(self) -> str:
+        """One line naming every candidate's failure, for a dialogue whose candidates all failed."""
+        parts = [f"#{r.index} (seed {r.seed}): {r.failed or r.lost or 'not judged'}" for r in self.reports]
+        return f"all {len(self.reports)} candidates failed: " + "; ".join(parts)
+
+
+def _why_lost(report: CandidateReport, best: CandidateReport) -> str:
+    if math.isinf(report.total) or math.isnan(report.total):
+        unjudged = [k for k, v in report.scores.items() if math.isnan(v) or math.isinf(v)]
+        return f"could not be judged by {', '.join(unjudged) or 'the scorers'}"
+    if report.total == best.total:
+        return f"tied with candidate {best.index} (total {best.total:.4g}), which comes first"
+    return f"total {report.total:.4g} > {best.total:.4g} of candidate {best.index}"
+
 
 def select_best(candidates: Sequence[RenderedDialogue | BaseException], script: SpokenScript,
-                scorers: Sequence[tuple[Scorer, float]]) -> Selection:
+                scorers: Sequence[tuple[Scorer, float]], seeds: Sequence[int | None] | None = None) -> Selection:
     """Score every candidate (a failed render counts as +inf), keep the lowest total (the first
-    one on ties), and record every report in the winner's ``meta["candidates"]``."""
+    one on ties), and record every report in the winner's ``meta["candidates"]``. ``seeds``: each
+    candidate's seed, so that failed candidates keep theirs too."""
     reports = []
     for i, cand in enumerate(candidates):
+        seed = seeds[i] if seeds is not None else None
         if isinstance(cand, BaseException):
-            reports.append(CandidateReport(i, None, {}, math.inf, failed=str(cand)))
+            reports.append(CandidateReport(i, seed, {}, math.inf, failed=str(cand) or type(cand).__name__))
             continue
         scores = {s.name: float(s(cand, script)) for s, _ in scorers}
         total = sum(w * (math.inf if math.isnan(scores[s.name]) else scores[s.name]) for s, w in scorers if w)
-        reports.append(CandidateReport(i, cand.meta.get("tts", {}).get("seed"), scores, float(total)))
-    ok = [r for r in reports if r.failed is None]
+        reports.append(CandidateReport(i, cand.meta.get("tts", {}).get("seed", seed), scores, float(total)))
+    ok = [r for r in reports if r.failed is None and math.isfinite(r.total)] or [r for r in reports if r.failed is None]
     if not ok:
         return Selection(None, -1, reports)
     best = min(ok, key=lambda r: (r.total, r.index))
+    reports = [replace(r, winner=True) if r is best else
+               (r if r.failed else replace(r, lost=_why_lost(r, best))) for r in reports]
     chosen = candidates[best.index]
     assert isinstance(chosen, RenderedDialogue)
+    selection = Selection(chosen, best.index, reports)
     chosen.meta["candidates"] = [r.to_dict() for r in reports]
     chosen.meta["candidate"] = best.index
     logger.debug("%s: kept candidate %d of %d (total %.4f)", chosen.id, best.index, len(candidates), best.total)
-    return Selection(chosen, best.index, reports)
+    return selection
 
 
-def render_candidates(backend: Any, script: SpokenScript, main_speaker: str, voice_pair: Any,
-                      rng: np.random.Generator, n: int) -> list[RenderedDialogue | BaseException]:
-    """``n`` renderings with seeds drawn from ``rng``: one batched call when the backend has
-    ``render_dialogues`` (moshi_ms), else ``render_dialogue`` per seed."""
+def render_candidates_seeded(backend: Any, script: SpokenScript, main_speaker: str, voice_pair: Any,
+                             rng: np.random.Generator, n: int) -> tuple[list[int], list[RenderedDialogue | BaseException]]:
+    """``n`` renderings with seeds drawn from ``rng``, and those seeds: one batched call when the
+    backend has ``render_dialogues`` (moshi_ms), else ``render_dialogue`` per seed."""
     if n < 1:
         raise JmoshiError(f"must be >= 1, got {n}", key="candidates.n")
     seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
@@ -265,19 +295,25 @@ def render_candidates(backend: Any, script: SpokenScript, main_speaker: str, voi
 
         if voice_pair is None and hasattr(backend, "pick_voice_pair"):
             voice_pair = backend.pick_voice_pair(rng)  # one voice pair: candidates differ by seed only
-        return list(backend.render_dialogues([DialogueRequest(script, main_speaker, voice_pair, s) for s in seeds]))
+        return seeds, list(backend.render_dialogues([DialogueRequest(script, main_speaker, voice_pair, s) for s in seeds]))
     out: list[RenderedDialogue | BaseException] = []
     for s in seeds:
         try:
             out.append(backend.render_dialogue(script, main_speaker, voice_pair, np.random.default_rng(s)))
         except RuntimeError as e:  # a candidate that fails is reported; the others still count
             out.append(e)
-    return out
+    return seeds, out
+
+
+def render_candidates(backend: Any, script: SpokenScript, main_speaker: str, voice_pair: Any,
+                      rng: np.random.Generator, n: int) -> list[RenderedDialogue | BaseException]:
+    return render_candidates_seeded(backend, script, main_speaker, voice_pair, rng, n)[1]
 
 
 def best_of_n(backend: Any, script: SpokenScript, main_speaker: str, voice_pair: Any, rng: np.random.Generator,
               n: int, scorers: Sequence[tuple[Scorer, float]]) -> Selection:
-    return select_best(render_candidates(backend, script, main_speaker, voice_pair, rng, n), script, scorers)
+    seeds, candidates = render_candidates_seeded(backend, script, main_speaker, voice_pair, rng, n)
+    return select_best(candidates, script, scorers, seeds)
 
 
 def build_scorers(*, turn_taking: float = 1.0, cer: float = 1.0, asr_model: str | None = None,
