@@ -97,15 +97,36 @@ def corpora_export(
 def recipe_check(
     recipes: list[Path] = typer.Argument(..., help="Recipe YAML files."),
     show: bool = typer.Option(False, "--show", help="Print the resolved recipe (all defaults filled in)."),
+    schema_only: bool = typer.Option(
+        False, "--schema-only", help="Only keys and types: do not look at the corpus, models, voices or output folder."
+    ),
+    endpoint: bool = typer.Option(False, "--endpoint", help="Also check that the rewrite endpoint answers (network)."),
 ) -> None:
-    """Validate recipes: unknown keys, wrong types and missing files are errors."""
+    """Validate recipes and everything they name: keys and types, the corpus (its loader reads the
+    first dialogue), the TTS backend and its options, voices and prompts, model files, ASR folder,
+    rewrite prompt, and the output folder. Every problem is printed, one line each (exit code 2)."""
+    from jmoshi_augment.augment.run.preflight import check_recipe
+    from jmoshi_augment.errors import JmoshiErrors
     from jmoshi_augment.recipe import load_recipe
 
+    problems: list[JmoshiError] = []
     for path in recipes:
-        recipe = load_recipe(path)
-        typer.echo(f"{path}: ok ({recipe.corpus.name}, tts={recipe.tts.backend}, formats={','.join(recipe.output.formats)})")
+        try:
+            recipe = load_recipe(path)
+        except JmoshiErrors as e:
+            problems.extend(e.errors)
+            continue
+        except JmoshiError as e:
+            problems.append(e)
+            continue
+        found = [] if schema_only else check_recipe(recipe, endpoint=endpoint)
+        problems.extend(found)
+        if not found:
+            typer.echo(f"{path}: ok ({recipe.corpus.name}, tts={recipe.tts.backend}, formats={','.join(recipe.output.formats)})")
         if show:
             typer.echo(recipe.to_yaml())
+    if problems:
+        raise JmoshiErrors(problems) if len(problems) > 1 else problems[0]
 
 
 # ------------------------------------------------------------------------------------------ synth
@@ -148,6 +169,7 @@ def synth(
     from jmoshi_augment.augment.run.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
 
+    _state["resumable"] = True
     if executor not in ("local", "ray"):
         raise JmoshiError(f"--executor must be local or ray, got {executor!r}")
     if ray_address is not None and executor != "ray":
@@ -386,15 +408,24 @@ def report_cmd(
 
 
 def main() -> None:
+    from jmoshi_augment.errors import JmoshiErrors
+
     try:
         app()
+    except JmoshiErrors as e:
+        if _state["debug"]:
+            raise
+        for line in e.lines():
+            typer.echo(f"error: {line}", err=True)
+        sys.exit(2)
     except JmoshiError as e:
         if _state["debug"]:
             raise
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        # a synth run resumes from its unit records; other commands simply stop
+        typer.echo("interrupted; rerun the same command to resume" if _state.get("resumable") else "interrupted", err=True)
         sys.exit(130)
 
 

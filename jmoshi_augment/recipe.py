@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jmoshi_augment.constants import TEXT_IDS
-from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.errors import JmoshiError, JmoshiErrors
 
 
 class _Section(BaseModel):
@@ -351,18 +351,22 @@ def parse_recipe(text: str, path: str | Path = "<recipe>", overrides: dict[str, 
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        key = ".".join(str(k) for k in loc) or None
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif "input" in err and err["type"] not in ("value_error",):
-            msg += f" (got {err['input']!r})"
-        more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-        raise JmoshiError(msg + more, path=path, line=_yaml_line(root, loc), key=key) from None
+        # every problem at once, one line each: a user fixes them in one round
+        errors = [_validation_error(err, root, path) for err in e.errors()]
+        raise (errors[0] if len(errors) == 1 else JmoshiErrors(errors)) from None
+
+
+def _validation_error(err: Any, root: yaml.Node | None, path: str | Path) -> JmoshiError:
+    loc = tuple(err["loc"])
+    key = ".".join(str(k) for k in loc) or None
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif "input" in err and err["type"] not in ("value_error",):
+        msg += f" (got {err['input']!r})"
+    return JmoshiError(msg, path=path, line=_yaml_line(root, loc), key=key)
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

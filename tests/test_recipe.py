@@ -48,6 +48,18 @@ def test_bad_recipes_name_the_key_and_line(text, expected):
     assert expected in str(e.value)
 
 
+def test_every_schema_problem_is_reported_at_once():
+    from jmoshi_augment.errors import JmoshiErrors
+
+    with pytest.raises(JmoshiErrors) as e:
+        parse_recipe(MINIMAL + "seed: abc\ntiming:\n  overlap_prob: 2\n  nope: 1\n")
+    assert e.value.lines() == [
+        "<recipe>:5: timing.overlap_prob: Input should be less than or equal to 1 (got 2)",
+        "<recipe>:6: timing.nope: unknown key",
+        "<recipe>:3: seed: Input should be a valid integer, unable to parse string as an integer (got 'abc')",
+    ]
+
+
 def test_overrides_apply_before_validation():
     r = parse_recipe(MINIMAL, overrides={"timing.overlap_prob": 0.4, "corpus.limit": 3})
     assert r.timing.overlap_prob == 0.4 and r.corpus.limit == 3
@@ -62,9 +74,11 @@ def _cli(*args, cwd=None):
 def test_cli_recipe_check(tmp_path):
     recipes = sorted((ROOT / "recipes").glob("*.yaml"))
     assert len(recipes) >= 5
-    ok = _cli("recipe", "check", *map(str, recipes))
+    ok = _cli("recipe", "check", "--schema-only", *map(str, recipes))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count(": ok (") == len(recipes)
+    # without --schema-only the files are looked at too: the sample's are all there
+    assert _cli("recipe", "check", str(ROOT / "recipes" / "sample.yaml")).returncode == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text(MINIMAL + "seed: abc\n")
     res = _cli("recipe", "check", str(bad))

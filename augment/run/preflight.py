@@ -360,8 +360,28 @@ def _endpoint(recipe: Recipe) -> Iterable[JmoshiError]:
 
 def _output(recipe: Recipe) -> Iterable[JmoshiError]:
     """An existing output folder must hold a run of the same recipe (or nothing)."""
-    from jmoshi_augment.augment.run.units import output_identity_problem
-
     problem = output_identity_problem(Path(recipe.output.dir), recipe)
     if problem is not None:
         yield problem
+
+
+def output_identity_problem(out_dir: Path, recipe: Recipe) -> JmoshiError | None:
+    """Why ``recipe`` cannot write into ``out_dir`` (None: it can). Only reads: the identity
+    (``recipe.json``) is written once every check has passed, so a run that fails its checks never
+    claims the folder."""
+    from jmoshi_augment.augment.run.pipeline import _output_defining
+
+    if out_dir.exists() and not out_dir.is_dir():
+        return JmoshiError("output.dir is a file, not a folder", path=out_dir, key="output.dir")
+    saved = out_dir / "recipe.json"
+    if not saved.exists():
+        return None
+    try:
+        before = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return JmoshiError(f"unreadable run identity ({_first_line(e)}); delete this folder or choose another output.dir",
+                           path=saved, key="output.dir")
+    if _output_defining(before) != _output_defining(recipe.to_dict()):
+        return JmoshiError("holds the output of a different recipe; choose another output.dir or delete this one",
+                           path=out_dir, key="output.dir")
+    return None
