@@ -55,20 +55,18 @@ def raise_problems(problems: list[JmoshiError]) -> None:
 
 
 def _corpus(recipe: Recipe) -> Iterable[JmoshiError]:
-    """The loader exists, the path exists, and the loader accepts it: its first dialogue is read
-    (loaders are lazy, so this costs one dialogue, not the corpus)."""
+    """The loader exists, the path exists, and the loader reads every dialogue the run will read
+    (up to ``corpus.limit``): a bad line 40,000 must not end a run after hours of synthesis.
+    Reading text is cheap next to synthesising it."""
     from jmoshi_augment.corpora import LoadReport, load_corpus
 
     c = recipe.corpus
-    dialogues = load_corpus(c.name, c.path, report=LoadReport())
-    try:
-        next(iter(dialogues))
-    except StopIteration:
+    limit = None if c.filters.ids else c.limit
+    n = 0
+    for _ in load_corpus(c.name, c.path, report=LoadReport(), limit=limit):
+        n += 1
+    if n == 0:
         yield JmoshiError("the corpus holds no dialogue", path=c.path, key="corpus.path")
-    finally:
-        close = getattr(dialogues, "close", None)
-        if close is not None:
-            close()
 
 
 # -------------------------------------------------------------------------------------------- tts
