@@ -169,7 +169,6 @@ def synth(
     from jmoshi_augment.augment.run.pipeline import run_synth
     from jmoshi_augment.recipe import load_recipe
 
-    _state["resumable"] = True
     if executor not in ("local", "ray"):
         raise JmoshiError(f"--executor must be local or ray, got {executor!r}")
     if ray_address is not None and executor != "ray":
@@ -185,12 +184,17 @@ def synth(
     if out is not None:
         sets["output.dir"] = str(out.resolve())
     recipe = load_recipe(recipe_path, sets)
-    if executor == "ray":
-        from jmoshi_augment.augment.run.executor_ray import run_synth_ray
+    try:
+        if executor == "ray":
+            from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
-        summary = run_synth_ray(recipe, address=ray_address, progress=not quiet)
-    else:
-        summary = run_synth(recipe, progress=not quiet)
+            summary = run_synth_ray(recipe, address=ray_address, progress=not quiet)
+        else:
+            summary = run_synth(recipe, progress=not quiet)
+    except KeyboardInterrupt:
+        # finished units are on disk (each record written last, atomically); typer would exit silently
+        typer.echo("interrupted; rerun the same command to resume", err=True)
+        raise typer.Exit(130) from None
     r = summary.report
     typer.echo(
         f"{summary.out_dir}: {r['renderings']} dialogues rendered ({r['hours'] * 60:.1f} min of audio), "
@@ -424,8 +428,7 @@ def main() -> None:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        # a synth run resumes from its unit records; other commands simply stop
-        typer.echo("interrupted; rerun the same command to resume" if _state.get("resumable") else "interrupted", err=True)
+        typer.echo("interrupted", err=True)
         sys.exit(130)
 
 

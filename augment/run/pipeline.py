@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -19,10 +20,11 @@ from typing import Any, Callable, Iterator
 
 from jmoshi_augment.augment.run.run_report import build_report, model_files
 from jmoshi_augment.augment.run.synthesize import DialogueResult, safe_synthesize
-from jmoshi_augment.augment.run.units import Unit, check_output_dir, finish_unit, pending_units, rewrite_unit
+from jmoshi_augment.augment.run.units import Unit, finish_unit, pending_units, rewrite_unit, write_output_identity
 from jmoshi_augment.augment.run.writers import TOKEN_FORMATS, TokenStage
 from jmoshi_augment.augment.speech.tts import DialogueBackend, TTSBackend
 from jmoshi_augment.corpora import Dialogue, LoadReport
+from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import Recipe
 
@@ -56,12 +58,34 @@ def worker_state(recipe: Recipe, *, with_tokens: bool, device: Callable[[Any], A
 _worker: dict[str, WorkerState] = {}
 
 
-def _init_worker(recipe_json: str) -> None:
-    """Pool initializer of the local executor: tokens are made in the main process."""
-    _worker["state"] = worker_state(Recipe.model_validate_json(recipe_json), with_tokens=False)
+def _init_worker(recipe_json: str, in_pool: bool = False) -> None:
+    """Pool initializer of the local executor: tokens are made in the main process. In a pool, a
+    failure here is kept and raised by the first task instead: an initializer that raises makes
+    multiprocessing respawn the worker forever (the run hangs), while a task's exception reaches
+    the main process and ends the run with its one line."""
+    if in_pool:  # Ctrl-C is the main process's to handle: workers are terminated, not interrupted
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    recipe = Recipe.model_validate_json(recipe_json)
+    try:
+        _worker["state"] = worker_state(recipe, with_tokens=False)
+    except Exception as e:
+        if not in_pool:
+            raise
+        _worker["error"] = worker_error(e, recipe.tts.backend)
+
+
+def worker_error(e: BaseException, backend: str) -> JmoshiError:
+    """A backend that cannot start, as one line (a JmoshiError keeps its own file and key)."""
+    if isinstance(e, JmoshiError):
+        return e
+    lines = str(e).strip().splitlines()
+    return JmoshiError(f"TTS backend {backend!r} failed to start: {type(e).__name__}: {lines[0][:200] if lines else ''}",
+                       key="tts.backend")
 
 
 def _work(dialogue: Dialogue) -> DialogueResult:
+    if "error" in _worker:
+        raise _worker["error"]
     state = _worker["state"]
     return safe_synthesize(dialogue, state.recipe, state.backend)
 
@@ -87,10 +111,14 @@ def process_unit(recipe: Recipe, unit: Unit, backend: "TTSBackend | DialogueBack
 def prepare_output(recipe: Recipe, *, device: str | None = None) -> TokenStage | None:
     """Check the output folder and the model files before any work; save the recipe and hashes.
     ``device``: where to load Mimi for this check (default ``tokenize.device``)."""
+    from jmoshi_augment.augment.run.preflight import check_recipe, raise_problems
+
     out_dir = Path(recipe.output.dir)
-    check_output_dir(out_dir, recipe)
+    raise_problems(check_recipe(recipe))  # everything at once, before any model loads
     tokens = TokenStage(recipe, device=device) if set(recipe.output.formats) & TOKEN_FORMATS else None
-    atomic_write_text(out_dir / "models.json", json.dumps(model_files(recipe, tokens), indent=1, ensure_ascii=False))
+    files = model_files(recipe, tokens)
+    write_output_identity(out_dir, recipe)  # claimed only once every check has passed
+    atomic_write_text(out_dir / "models.json", json.dumps(files, indent=1, ensure_ascii=False))
     return tokens
 
 
@@ -115,7 +143,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
 
     ctx = mp.get_context("spawn")  # fork after torch/OpenJTalk initialisation is unsafe
     recipe_json = recipe.model_dump_json()
-    pool = ctx.Pool(recipe.workers, initializer=_init_worker, initargs=(recipe_json,)) if recipe.workers > 1 else None
+    pool = ctx.Pool(recipe.workers, initializer=_init_worker, initargs=(recipe_json, True)) if recipe.workers > 1 else None
     if pool is None:
         _init_worker(recipe_json)
     results_iter = pool.imap(_work, pending(), chunksize=1) if pool else map(_work, pending())

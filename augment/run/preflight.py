@@ -80,14 +80,11 @@ _PATH_OPTIONS: dict[str, dict[str, str]] = {
 
 def _tts(recipe: Recipe) -> Iterable[JmoshiError]:
     """The backend is registered, takes these options, and the files its options name exist."""
-    from jmoshi_augment.augment.speech.tts import available_backends
-    from jmoshi_augment.augment.speech.tts.base import _REGISTRY, _option_names
+    import jmoshi_augment.augment.speech.tts  # noqa: F401  (registers the built-in backends)
+    from jmoshi_augment.augment.speech.tts.base import _entry, _option_names
 
     name, options = recipe.tts.backend, recipe.tts.options
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        yield JmoshiError(f"unknown TTS backend {name!r}; known: {', '.join(available_backends())}", key="tts.backend")
-        return
+    factory, _ = _entry(name)  # an unknown name: the one problem of this section
     params = inspect.signature(factory).parameters
     accepted = {p.name for p in params.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -367,7 +364,7 @@ def output_identity_problem(out_dir: Path, recipe: Recipe) -> JmoshiError | None
     """Why ``recipe`` cannot write into ``out_dir`` (None: it can). Only reads: the identity
     (``recipe.json``) is written once every check has passed, so a run that fails its checks never
     claims the folder."""
-    from jmoshi_augment.augment.run.pipeline import _output_defining
+    from jmoshi_augment.augment.run.units import output_defining
 
     if out_dir.exists() and not out_dir.is_dir():
         return JmoshiError("output.dir is a file, not a folder", path=out_dir, key="output.dir")
@@ -379,7 +376,7 @@ def output_identity_problem(out_dir: Path, recipe: Recipe) -> JmoshiError | None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return JmoshiError(f"unreadable run identity ({_first_line(e)}); delete this folder or choose another output.dir",
                            path=saved, key="output.dir")
-    if _output_defining(before) != _output_defining(recipe.to_dict()):
+    if output_defining(before) != output_defining(recipe.to_dict()):
         return JmoshiError("holds the output of a different recipe; choose another output.dir or delete this one",
                            path=out_dir, key="output.dir")
     return None

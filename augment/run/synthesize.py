@@ -47,6 +47,8 @@ class DialogueResult:
     seconds: dict[str, float] = field(default_factory=dict)
     not_spoken: dict[str, int] = field(default_factory=dict)  # source characters not spoken, by reason
     source_chars: int = 0  # source characters, as augment/text/normalize.py counts them
+    # best-of-N trace of a rejected dialogue, per main speaker (a kept rendering carries its own)
+    candidates: dict[str, Any] = field(default_factory=dict)
 
 
 def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend | DialogueBackend) -> DialogueResult:
@@ -113,9 +115,11 @@ def _synthesize_whole(dialogue: Dialogue, script: SpokenScript, recipe: Recipe, 
     for main in main_speakers(script.speakers, recipe.output.main_speaker):
         rng = dialogue_rng(recipe.seed, f"{dialogue.id}/{main}")
         if cand.n > 1:
-            out = best_of_n(backend, script, main, None, rng, cand.n, scorers).best
+            selection = best_of_n(backend, script, main, None, rng, cand.n, scorers)
+            out = selection.best
             if out is None:
-                result.rejected = f"all {cand.n} candidates failed"
+                result.rejected = selection.failure_summary()
+                result.candidates[main] = selection.to_dict()
                 return result
         else:
             try:

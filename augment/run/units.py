@@ -20,7 +20,6 @@ from jmoshi_augment.augment.run.run_report import unit_path
 from jmoshi_augment.augment.run.synthesize import DialogueResult
 from jmoshi_augment.augment.run.writers import write_rendering
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
-from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
 
@@ -54,9 +53,13 @@ def _unit_done(out_dir: Path, k: int, chunk: list[Dialogue]) -> bool:
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["dialogues"] == [d.id for d in chunk]
+        done = json.loads(path.read_text(encoding="utf-8"))["dialogues"]
     except (ValueError, KeyError):  # a record from a crashed writer cannot exist (atomic), but be safe
         return False
+    ids = [d.id for d in chunk]
+    # A smaller corpus.limit cuts this chunk short of a unit already finished with more dialogues:
+    # the finished unit stands (redoing it would shrink the run and orphan its other files).
+    return done == ids or (len(done) > len(ids) and done[: len(ids)] == ids)
 
 
 def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | None]:
@@ -95,23 +98,19 @@ def _chunks(items: Iterable[Dialogue], size: int) -> Iterator[list[Dialogue]]:
         yield chunk
 
 
-def check_output_dir(out_dir: Path, recipe: Recipe) -> None:
-    """Refuse to resume into a folder made by a different recipe: the outputs would not match."""
+def write_output_identity(out_dir: Path, recipe: Recipe) -> None:
+    """Claim the folder for this recipe (``recipe.json``), once every check has passed: a run that
+    fails its checks leaves no identity, so the corrected command may use the same folder. A
+    different recipe's folder is refused by the checks (``preflight.output_identity_problem``)."""
     saved = out_dir / "recipe.json"
-    current = json.dumps(recipe.to_dict(), sort_keys=True, ensure_ascii=False)
     if saved.exists():
-        if _output_defining(json.loads(saved.read_text(encoding="utf-8"))) != _output_defining(json.loads(current)):
-            raise JmoshiError(
-                "holds the output of a different recipe; choose another output.dir or delete this one",
-                path=out_dir,
-            )
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, current)
-        atomic_write_text(out_dir / "recipe.yaml", recipe.to_yaml())
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "recipe.yaml", recipe.to_yaml())
+    atomic_write_text(saved, json.dumps(recipe.to_dict(), sort_keys=True, ensure_ascii=False))
 
 
-def _output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
+def output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
     """The recipe without the keys that do not change any unit's content: how many processes run
     it, and how far into the corpus it goes (a larger limit extends the same run)."""
     recipe = {k: v for k, v in recipe.items() if k != "workers"}
@@ -143,6 +142,8 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
             "not_spoken": dict(r.not_spoken),
             "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
         })
+        if "candidates" in r.meta:  # best of N: every candidate's seed, scores, why it lost
+            entries[-1]["candidates"] = {"winner": r.meta.get("candidate"), "candidates": r.meta["candidates"]}
     seconds = Counter()
     for res in results:
         seconds.update(res.seconds)
@@ -158,6 +159,7 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
         "dialogues": [d.id for d in chunk],
         "renderings": entries,
         "rejected": {res.dialogue_id: res.rejected for res in results if res.rejected},
+        "rejected_candidates": {res.dialogue_id: res.candidates for res in results if res.candidates},
         "skips": dict(Counter(s for res in results for s in res.skips)),
         "source_chars": sum(res.source_chars for res in results),
         "not_spoken": dict(sum((Counter(res.not_spoken) for res in results), Counter())),
