@@ -62,6 +62,22 @@ def test_best_of_n_runs_through_the_pipeline(setup):
     root, model, corpus = setup
     summary = run_synth(_recipe(root, model, corpus, "o2", "candidates: {n: 2}\n"), progress=False)
     assert summary.report["renderings"] == 2
+    # provenance: every candidate's seed, scores and fate, in the unit record, report.json and report.html
+    unit = json.loads((root / "o2" / "units" / "unit-00000.json").read_text())
+    for entry in unit["renderings"]:
+        sel = entry["candidates"]
+        assert len(sel["candidates"]) == 2 and sum(c["winner"] for c in sel["candidates"]) == 1
+        assert sel["candidates"][sel["winner"]]["winner"]
+        loser = sel["candidates"][1 - sel["winner"]]
+        assert isinstance(loser["seed"], int) and "turn_taking" in loser["scores"]
+        assert loser.get("lost") or loser.get("failed")
+    report = json.loads((root / "o2" / "report.json").read_text())["best_of_n"]
+    assert report["dialogues"] == 2 and report["candidates"] == 4
+    assert report["per_dialogue"][unit["renderings"][0]["id"]] == unit["renderings"][0]["candidates"]
+    html = (root / "o2" / "report.html").read_text()
+    assert "best of N: candidates rendered" in html
+    detail = (root / "o2" / "report_data" / "detail-00000.js").read_text()  # each dialogue's panel
+    assert '"candidates": {"winner"' in detail or '"candidates":{"winner"' in detail
 
 
 def test_best_of_n_needs_a_neural_backend():

@@ -64,6 +64,12 @@ def summary_html(run: Any) -> str:
         ["dropped text tokens", r.get("dropped_text_tokens", "–")],
         ["wall time of the last run", f"{r['wall_seconds_this_run']} s" if "wall_seconds_this_run" in r else "–"],
     ]
+    bon = r.get("best_of_n") or {}
+    if bon:  # the per-dialogue detail is in each dialogue's panel below and in report.json
+        figures += [["best of N: dialogues selected", bon.get("dialogues", "–")],
+                    ["best of N: candidates rendered", bon.get("candidates", "–")],
+                    ["best of N: dialogues without a winner", bon.get("no_winner", 0)]]
+        figures += [[f"best of N: failed candidates: {k}", v] for k, v in (bon.get("failed_candidates_by_reason") or {}).items()]
     for key, label in (("planned_events", "planned"), ("skipped_turns", "skipped turns"),
                        ("characters_not_spoken", "characters not spoken"),
                        ("skipped_corpus_rows", "skipped corpus rows"), ("filtered", "filtered out")):

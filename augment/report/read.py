@@ -172,6 +172,8 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
         "planned": planned,
         "counts": counts,
         "events": _events(stats_dict) if isinstance(stats_dict, dict) else None,
+        # best of N: the winner and every candidate's seed, scores and why it lost or failed
+        "candidates": entry.get("candidates") if isinstance(entry.get("candidates"), dict) else None,
     }
     return Rendering(row, detail, stats)
 

@@ -123,6 +123,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "wall_seconds_this_run": round(wall_seconds, 2),
         "rewrite": rewrite,
+        "best_of_n": best_of_n_report(units),
         "turn_taking": summarize(stats) if stats else {},
         "random_weights": recipe.models.random_weights,
     }
@@ -133,3 +134,33 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
 
     write_html_report(out_dir)
     return report
+
+
+def best_of_n_report(units: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best-of-N provenance of the whole run: per dialogue (rendering id, or dialogue id for one
+    whose candidates all failed) the winner and every candidate's seed, scores and fate, plus
+    counts of failures by reason. Empty when the run did not select among candidates."""
+    per: dict[str, Any] = {}
+    failures: Counter = Counter()
+    n = 0
+    for u in units:
+        for e in u["renderings"]:
+            if e.get("candidates"):
+                per[e["id"]] = e["candidates"]
+        for dialogue_id, by_main in (u.get("rejected_candidates") or {}).items():
+            for main, selection in by_main.items():
+                per[f"{dialogue_id}/{main}"] = selection
+    for selection in per.values():
+        for c in selection.get("candidates", []):
+            n += 1
+            if c.get("failed"):
+                failures[str(c["failed"]).split(":")[0][:80]] += 1
+    if not per:
+        return {}
+    return {
+        "dialogues": len(per),
+        "candidates": n,
+        "no_winner": sum(1 for s in per.values() if s.get("winner") is None),
+        "failed_candidates_by_reason": dict(failures),
+        "per_dialogue": per,
+    }

@@ -8,6 +8,7 @@ counterpart, said by the same speaker, in the original order.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Sequence
 
@@ -15,9 +16,12 @@ from jmoshi_augment.augment.text.rewrite_reasons import Rejected, clip
 from jmoshi_augment.corpora import Dialogue, Turn
 
 
-def bigrams(text: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)
+def bigrams(text: str) -> frozenset[str]:
+    """Character bigrams of the alphanumeric characters (NFKC). Cached: every check and every
+    retry of a dialogue looks at the same original turns."""
     chars = [c for c in unicodedata.normalize("NFKC", text) if c.isalnum()]
-    return {a + b for a, b in zip(chars, chars[1:])}
+    return frozenset(a + b for a, b in zip(chars, chars[1:]))
 
 
 # An original turn is "recognisable" by its wording when it has this many character bigrams; such
@@ -78,18 +82,21 @@ _SKIP = -1000.0
 _ASSIGN = 0.01
 
 
-def align(blocks: Sequence[tuple[str, set[str]]], turns: Sequence[tuple[str, set[str]]]) -> list[list[int]]:
+def align(blocks: Sequence[tuple[str, frozenset[str]]], turns: Sequence[tuple[str, frozenset[str]]]) -> list[list[int]]:
     """Monotone alignment of original blocks (speaker, bigrams) to rewritten turns: every rewritten
     turn belongs to at most one block of its speaker or is an insertion, blocks take turns in
     order, and each block gets at least one turn when the speakers allow it. Returns, per block,
     the indices of its turns (empty: nothing left for it). Dynamic programming, O(blocks × turns)."""
     n, m = len(blocks), len(turns)
+    # gains[b][j]: score of giving turn j to block b (None: another speaker); next_of[b][j]: the
+    # first block after b that turn j's speaker can take
+    gains = [[(_ASSIGN + (len(g & tg) / len(g) if g else 0.0)) if ts == s else None for ts, tg in turns]
+             for s, g in blocks]
+    next_of = [[next((nb for nb in range(b + 1, n) if blocks[nb][0] == ts), None) for ts, _ in turns]
+               for b in range(-1, n)]
 
     def gain(b: int, j: int) -> float | None:
-        speaker, grams = blocks[b]
-        if turns[j][0] != speaker:
-            return None
-        return _ASSIGN + (len(grams & turns[j][1]) / len(grams) if grams else 0.0)
+        return gains[b][j]
 
     # state (b, has): block b is the open one, has = it already holds a turn; b = -1 before block 0.
     neg = float("-inf")
@@ -106,13 +113,11 @@ def align(blocks: Sequence[tuple[str, set[str]]], turns: Sequence[tuple[str, set
             g = gain(b, j) if b >= 0 else None
             if g is not None:
                 offer((b, True), score + g, path + ((b, j),))
-            # open later blocks; the ones jumped over stay empty at a heavy cost
+            # open the next block this speaker can take; the ones jumped over stay empty at a heavy cost
             if has or b < 0:
-                for nb in range(b + 1, n):
-                    g = gain(nb, j)
-                    if g is not None:
-                        offer((nb, True), score + g + _SKIP * (nb - b - 1), path + ((nb, j),))
-                        break
+                nb = next_of[b + 1][j]
+                if nb is not None:
+                    offer((nb, True), score + gains[nb][j] + _SKIP * (nb - b - 1), path + ((nb, j),))
         best = nxt
     final = max(
         ((score + _SKIP * (n - 1 - b) + (0 if has else _SKIP), path) for (b, has), (score, path) in best.items()),

@@ -11,6 +11,7 @@ import functools
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from jmoshi_augment.augment.text.rewrite_reasons import Rejected, around, clip
@@ -179,6 +180,26 @@ def tagger() -> Any:
     return Tagger()
 
 
+@dataclass(frozen=True)
+class Word:
+    surface: str
+    pos1: str
+    pos2: str
+    pos3: str
+    lemma: str | None
+
+
+@functools.lru_cache(maxsize=256)
+def words(text: str) -> tuple[Word, ...]:
+    """UniDic words of an NFKC-normalised text, parsed once however many checks read them (names,
+    masks, persona facts all look at the same rewritten text)."""
+    out = []
+    for w in tagger()(unicodedata.normalize("NFKC", text)):
+        f = w.feature
+        out.append(Word(w.surface, f.pos1, f.pos2, f.pos3, getattr(f, "lemma", None)))
+    return tuple(out)
+
+
 # Honorifics after a name: what a mask like <AB>さん is usually replaced with.
 _HONORIFICS = frozenset("さん くん 君 ちゃん 様 さま 氏 先生".split())
 # Nouns before an honorific that are not names (お客さん, 皆さん, 店員さん, お母さん).
@@ -187,12 +208,11 @@ _NOT_NAMES = frozenset("客 皆 みな みんな 店員 母 父 兄 姉 弟 妹 
 
 def _named_people(text: str) -> list[str]:
     """Person names in a text: UniDic 固有名詞 (人名), and any noun right before an honorific."""
-    words = list(tagger()(unicodedata.normalize("NFKC", text)))
+    ws = words(text)
     names: list[str] = []
-    for k, w in enumerate(words):
-        f = w.feature
-        before_honorific = k + 1 < len(words) and words[k + 1].surface in _HONORIFICS
-        if f.pos1 == "名詞" and (f.pos3 == "人名" or (before_honorific and w.surface not in _NOT_NAMES)):
+    for k, w in enumerate(ws):
+        before_honorific = k + 1 < len(ws) and ws[k + 1].surface in _HONORIFICS
+        if w.pos1 == "名詞" and (w.pos3 == "人名" or (before_honorific and w.surface not in _NOT_NAMES)):
             names.append(w.surface)
     return names
 
@@ -201,8 +221,8 @@ def proper_nouns(text: str) -> list[str]:
     """UniDic 固有名詞 (people, places, organisations) in a text, consecutive ones joined (田中+太郎)."""
     out: list[str] = []
     current = ""
-    for w in tagger()(unicodedata.normalize("NFKC", text)):
-        if w.feature.pos1 == "名詞" and w.feature.pos2 == "固有名詞":
+    for w in words(text):
+        if w.pos1 == "名詞" and w.pos2 == "固有名詞":
             current += w.surface
             continue
         if current:
@@ -220,7 +240,7 @@ def check_names(rewritten: str, known: str) -> None:
     for name in proper_nouns(rewritten):
         if name in norm_known:
             continue
-        parts = [w.surface for w in tagger()(name)]
+        parts = [w.surface for w in words(name)]
         if parts and all(p in norm_known for p in parts):
             continue
         raise Rejected("invented_name", f"{name!r} is not in the original or its persona")

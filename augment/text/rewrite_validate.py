@@ -24,7 +24,8 @@ from jmoshi_augment.augment.text.rewrite_script import (
     check_masks,
     check_names,
     check_script,
-    tagger,
+    Word,
+    words,
 )
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import RewriteConfig
@@ -166,15 +167,14 @@ _GENERIC = frozenset("人 事 物 者 方 時 所 中 上 下 前 後 日 今 �
 _KANJI_DIGITS = str.maketrans("〇一二三四五六七八九", "0123456789")
 
 
-def _fact_key(w: Any) -> Optional[str]:
+def _fact_key(w: Word) -> Optional[str]:
     """Key of a content word (lemma, so 猫 = ネコ; digits for numerals), or None."""
-    f = w.feature
-    if f.pos1 != "名詞" or f.pos2 not in _FACT_POS2 or f.pos3 in _SKIP_POS3:
+    if w.pos1 != "名詞" or w.pos2 not in _FACT_POS2 or w.pos3 in _SKIP_POS3:
         return None
     if all("\u3040" <= c <= "\u309f" for c in w.surface):
         return None
-    key = (getattr(f, "lemma", None) or w.surface).split("-")[0]
-    key = key.translate(_KANJI_DIGITS) if f.pos2 == "数詞" else key
+    key = (w.lemma or w.surface).split("-")[0]
+    key = key.translate(_KANJI_DIGITS) if w.pos2 == "数詞" else key
     return None if key in _GENERIC else key
 
 
@@ -184,8 +184,8 @@ def _fact_phrases(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
     same persona recurs across dialogues and the same original across retries."""
     phrases: list[tuple[str, frozenset[str]]] = []
     surface, keys = "", set()
-    for w in tagger()(unicodedata.normalize("NFKC", text)):
-        if w.feature.pos1 in ("名詞", "接尾辞", "接頭辞"):
+    for w in words(text):
+        if w.pos1 in ("名詞", "接尾辞", "接頭辞"):
             surface += w.surface
             key = _fact_key(w)
             if key:

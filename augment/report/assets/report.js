@@ -147,7 +147,25 @@
     setAudio(row);
     drawTimeline();
     drawTexts(row, state.detail);
+    drawCandidates(state.detail.candidates);
     $("detail").scrollIntoView({ block: "nearest" });
+  }
+
+  // Best of N: every candidate with its seed, scores and fate (kept, lost and why, or failed).
+  function drawCandidates(sel) {
+    const box = $("d-candidates");
+    box.hidden = !sel || !Array.isArray(sel.candidates);
+    if (box.hidden) return;
+    const fmt = (v) => (v === null || v === undefined ? "–" : Number(v).toPrecision(4));
+    const rows = sel.candidates.map((c) => {
+      const tr = document.createElement("tr");
+      if (c.winner) tr.className = "selected";
+      const scores = Object.entries(c.scores || {}).map(([k, v]) => `${k} ${fmt(v)}`).join(", ");
+      const outcome = c.winner ? "kept" : c.failed ? `failed: ${c.failed}` : c.lost || "";
+      for (const text of [c.index, c.seed ?? "–", fmt(c.total), scores || "–", outcome]) cell(tr, String(text));
+      return tr;
+    });
+    $("d-candidates-table").tBodies[0].replaceChildren(...rows);
   }
 
   function drawTexts(row, d) {
