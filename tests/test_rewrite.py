@@ -571,3 +571,33 @@ def test_messages_hold_the_dialogue_as_json():
     doc = json.loads(msgs[1]["content"])
     assert doc["speakers"] == ["A", "B"] and doc["turns"][1]["text"] == BASE_TURNS[1][1]
     assert "persona" not in doc
+
+
+def _issue19_respond(body: dict[str, Any], n: int) -> Reply:
+    """The answers issue 19 saw accepted and voiced, now refused; ``fixed`` gets it right on retry."""
+    doc = dialogue_of(body)
+    case = doc["turns"][0]["text"].split("|")[0]
+    turns = spoken(doc)
+    if case == "dropped" or (case == "fixed" and n == 0):
+        turns = [t for t in turns if "日当たり" not in t[1]]  # B's last turn is gone
+    elif case == "named":
+        turns = [(s, t.replace("<XX>さん", "田中太郎さん")) for s, t in turns]
+    elif case == "english":
+        turns = [(s, "Yes, sure, okay.") if i == 2 else (s, t) for i, (s, t) in enumerate(turns)]
+    return Reply(answer(turns))
+
+
+def test_stage_refuses_what_issue_19_saw_voiced(openai_extra, tmp_path):
+    masked = tuple((s, "<XX>さんは、" + t) if i == 2 else (s, t) for i, (s, t) in enumerate(BASE_TURNS))
+    inputs = [dialogue(first=f"{c}|引っ越しをしたそうですね。", id=f"{c}-0", turns=masked if c == "named" else BASE_TURNS)
+              for c in ("dropped", "named", "english", "fixed")]
+    with FakeOpenAI(_issue19_respond) as server:
+        out, report = rewrite_dialogues(inputs, llm_cfg(server, max_retries=1), tmp_path / "cache")
+    meta = {d.id.split("-")[0]: d.meta["rewrite"] for d in out}
+    assert {k: (m["status"], m.get("reason")) for k, m in meta.items()} == {
+        "dropped": ("kept", "dropped_turn"), "named": ("kept", "privacy_mask"),
+        "english": ("kept", "latin_run"), "fixed": ("rewritten", None)}
+    assert "original turn 4 (B: 少し狭いですが" in meta["dropped"]["detail"]
+    assert "replaced by the name '田中'" in meta["named"]["detail"]
+    assert [d.turns for d in out[:3]] == [d.turns for d in inputs[:3]]  # the originals are what gets voiced
+    assert report.failures == {"dropped_turn": 1, "privacy_mask": 1, "latin_run": 1}
