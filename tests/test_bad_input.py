@@ -236,6 +236,7 @@ def test_a_failure_inside_a_worker_stops_the_run_with_one_line(tmp_path):
     res = cli("synth", str(SAMPLE), "--out", str(out), "--limit", "2", "-q", "-j", "2", "--set", "tts.options.margin=5")
     assert_one_line(res, "tts.options.margin: margin must be within 0..1 s, got 5")
     assert not list(out.glob("units/*.json"))
+    assert not (out / "recipe.json").exists()  # not claimed: the corrected command may use the folder
 
 
 def test_hub_failure_is_one_line_and_fast(tmp_path):
@@ -269,3 +270,11 @@ def test_a_folder_of_another_recipe_is_refused_untouched(tmp_path):
     before = sorted(p.name for p in out.iterdir())
     assert_one_line(cli("synth", str(SAMPLE), "--out", str(out), "--limit", "1", "-q"), "holds the output of a different recipe")
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_recipe_check_asks_the_rewrite_endpoint_only_when_told(tmp_path):
+    pytest.importorskip("openai")  # without the llm extra the check says to install it first
+    r = recipe(tmp_path, base(tmp_path) + "rewrite: {backend: llm, model: m, base_url: 'http://127.0.0.1:9/v1'}\n")
+    assert cli("recipe", "check", str(r)).returncode == 0  # no network unless asked
+    assert_one_line(cli("recipe", "check", "--endpoint", str(r)),
+                    "http://127.0.0.1:9/v1/models: rewrite.base_url: cannot reach the LLM server")

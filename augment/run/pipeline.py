@@ -69,8 +69,8 @@ def _init_worker(recipe_json: str, in_pool: bool = False) -> None:
     try:
         _worker["state"] = worker_state(recipe, with_tokens=False)
     except Exception as e:
-        if not in_pool:
-            raise
+        if not in_pool:  # built in this process: the same one line (--debug shows the cause)
+            raise worker_error(e, recipe.tts.backend) from e
         _worker["error"] = worker_error(e, recipe.tts.backend)
 
 
@@ -108,18 +108,27 @@ def process_unit(recipe: Recipe, unit: Unit, backend: "TTSBackend | DialogueBack
     finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite)
 
 
-def prepare_output(recipe: Recipe, *, device: str | None = None) -> TokenStage | None:
-    """Check the output folder and the model files before any work; save the recipe and hashes.
-    ``device``: where to load Mimi for this check (default ``tokenize.device``)."""
+def prepare_output(recipe: Recipe, *, device: str | None = None, claim: bool = True) -> TokenStage | None:
+    """Check everything the run needs before any work (all problems at once), then load the token
+    models. ``claim``: also claim the output folder now (:func:`claim_output`); the local executor
+    claims it later, just before its first unit is written, so that a backend failing to start in
+    the workers leaves the folder free for the corrected command. ``device``: where to load Mimi
+    for this check (default ``tokenize.device``)."""
     from jmoshi_augment.augment.run.preflight import check_recipe, raise_problems
 
-    out_dir = Path(recipe.output.dir)
     raise_problems(check_recipe(recipe))  # everything at once, before any model loads
     tokens = TokenStage(recipe, device=device) if set(recipe.output.formats) & TOKEN_FORMATS else None
-    files = model_files(recipe, tokens)
-    write_output_identity(out_dir, recipe)  # claimed only once every check has passed
-    atomic_write_text(out_dir / "models.json", json.dumps(files, indent=1, ensure_ascii=False))
+    if claim:
+        claim_output(recipe, tokens)
     return tokens
+
+
+def claim_output(recipe: Recipe, tokens: TokenStage | None) -> None:
+    """Write the folder's identity (``recipe.json``, once) and the model files' hashes."""
+    out_dir = Path(recipe.output.dir)
+    files = model_files(recipe, tokens)
+    write_output_identity(out_dir, recipe)
+    atomic_write_text(out_dir / "models.json", json.dumps(files, indent=1, ensure_ascii=False))
 
 
 def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
@@ -129,7 +138,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
     from tqdm import tqdm
 
     out_dir = Path(recipe.output.dir)
-    tokens = prepare_output(recipe)  # fail on missing models first
+    tokens = prepare_output(recipe, claim=False)  # fail on missing inputs first, all at once
     formats = set(recipe.output.formats)
     load_report, filter_counts, resumed = LoadReport(), Counter(), Counter()
     todo: list[tuple[Unit, dict[str, Any] | None]] = []
@@ -151,6 +160,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
     # one view per stage: the token/shard stage advances a unit (shard) at a time
     unit_bar = tqdm(unit="shard", desc="write+tokens" if tokens else "write", disable=not progress, position=1)
     done_units = 0
+    claimed = False
     try:
         buffer: list[DialogueResult] = []
         for result in results_iter:
@@ -158,6 +168,9 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
             bar.update(1)
             unit, rewrite = todo[0]
             if len(buffer) == len(unit.dialogues):
+                if not claimed:  # the first output file of this run is about to be written
+                    claim_output(recipe, tokens)
+                    claimed = True
                 finish_unit(out_dir, unit.index, unit.dialogues, buffer, formats, tokens, rewrite)
                 todo.pop(0)
                 buffer = []
@@ -170,6 +183,8 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
             pool.terminate()
             pool.join()
 
+    if not claimed:  # nothing left to do (every unit resumed): the folder is this recipe's anyway
+        claim_output(recipe, tokens)
     report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
     return SynthSummary(out_dir, done_units, resumed["units"], report)
 

@@ -41,7 +41,15 @@ def check_recipe(recipe: Recipe, *, output: bool = True, endpoint: bool = False)
             problems.extend(check(recipe))
         except JmoshiError as e:
             problems.append(e)
+        except Exception as e:  # a check that trips over the input is still one line about it
+            problems.append(JmoshiError(f"could not check ({type(e).__name__}: {_first_line(e)})",
+                                        key=_SECTION.get(check.__name__)))
     return problems
+
+
+_SECTION = {"_corpus": "corpus", "_tts": "tts", "_voices": "tts.voices", "_models": "models",
+            "_asr": "candidates.asr_model", "_rewrite": "rewrite", "_endpoint": "rewrite.base_url",
+            "_output": "output.dir"}
 
 
 def raise_problems(problems: list[JmoshiError]) -> None:
