@@ -163,6 +163,21 @@ def resolve_model(
         raise JmoshiError("model not found: expected a model folder or a Hugging Face repo id (OWNER/NAME)", path=text)
     from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
 
+    if not hub_reachable():
+        # Offline: the repo's cached snapshot is a model folder in the same layout. Asking the hub
+        # instead would cost ~23 s of retries per file before the same answer.
+        from huggingface_hub import snapshot_download
+
+        try:
+            with quiet_hub():
+                folder = snapshot_download(text, local_files_only=True)
+        except LocalEntryNotFoundError:
+            raise JmoshiError(
+                "not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 or no "
+                "network); download it once with network access, or pass a local model folder",
+                path=f"hf://{text}",
+            ) from None
+        return resolve_model(folder, lm=lm, mimi=mimi, tokenizer=tokenizer, lora=lora)
     try:
         with quiet_hub():
             return CheckpointInfo.from_hf_repo(

@@ -278,3 +278,22 @@ def test_recipe_check_asks_the_rewrite_endpoint_only_when_told(tmp_path):
     assert cli("recipe", "check", str(r)).returncode == 0  # no network unless asked
     assert_one_line(cli("recipe", "check", "--endpoint", str(r)),
                     "http://127.0.0.1:9/v1/models: rewrite.base_url: cannot reach the LLM server")
+
+
+def test_an_unreachable_hub_serves_a_cached_model_repo_and_fails_fast_otherwise(tmp_path):
+    # huggingface_hub's cache layout: models--OWNER--NAME/{refs/main, snapshots/REV/...}
+    repo = tmp_path / "hf" / "hub" / "models--o--cached"
+    snap = repo / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    for name in ("model.safetensors", "tokenizer-e351c8d8-checkpoint125.safetensors", "tokenizer_spm_32k_3.model"):
+        (snap / name).write_bytes(b"")
+    code = ("from jmoshi_augment.checkpoints import resolve_model\n"
+            "print(resolve_model('o/cached').moshi_weights)\n"
+            "resolve_model('o/missing')\n")
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert res.stdout.strip() == str(snap / "model.safetensors"), res.stderr[-2000:]
+    assert "JmoshiError: hf://o/missing: not in the local Hugging Face cache" in res.stderr
+    assert "Retrying" not in res.stderr and "thrown while requesting" not in res.stderr
