@@ -192,11 +192,13 @@ def _open(path: Path, kind: _Workbook):
 _DIGIT = re.compile(r"\d")
 
 
-def _is_header(values: tuple) -> bool:
-    """A header row's first cell is text without digits (``No``, ``ID``, ``作業No``); every data row's
-    first cell is a running number or a dialogue id (``1``, ``PP1``, ``1_1``), which all hold one."""
-    first = values[0] if values else None
-    return isinstance(first, str) and bool(first.strip()) and not _DIGIT.search(first)
+def _is_header(values: tuple, layout: _Layout) -> bool:
+    """A header row names its columns in text without digits (``No``, ``ID``, ``作業No``); every data
+    row starts with a running number or a dialogue id (``1``, ``PP1``, ``1_1``), which all hold one.
+    The first cell and the id column decide (a header may leave its ``No`` cell empty)."""
+    cells = [values[i] for i in sorted({0, layout.id}) if i < len(values) and values[i] is not None
+             and str(values[i]).strip()]
+    return bool(cells) and all(isinstance(c, str) and not _DIGIT.search(c) for c in cells)
 
 
 def _rows(ws, path: Path, layout: _Layout, report: LoadReport) -> Iterator[tuple[int, tuple, dict[int, str]]]:
@@ -208,7 +210,7 @@ def _rows(ws, path: Path, layout: _Layout, report: LoadReport) -> Iterator[tuple
     for number, values in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
         if not any(v is not None and (not isinstance(v, str) or v.strip()) for v in values):
             continue
-        if _is_header(values):
+        if _is_header(values, layout):
             if seen_data:
                 report.skip("repeated header row", f"{path.name} sheet {ws.title} row {number}")
             else:

@@ -304,6 +304,11 @@ def test_xlsx_header_texts_are_only_hints(tmp_path):
     dialogues, report = load("jpersonachat", path)
     assert [d.id for d in dialogues] == ["jpersonachat-PP1", "jpersonachat-PP2"]
     assert report.skipped == {"repeated header row": 1}
+    # a header whose No cell was left empty is still a header: the id column says so
+    path = _workbook(tmp_path / "y" / "p.xlsx", {"ペルソナリスト": [PERSONA_HEADER],
+                                                 "対話": [[None, "ID", "話者", "発話"], [1, "PP1", "A", "あ"]]})
+    (dialogue,), _ = load("jpersonachat", path)
+    assert dialogue.id == "jpersonachat-PP1"
 
 
 def test_xlsx_folder_with_two_matching_workbooks_or_none(tmp_path):

@@ -601,3 +601,12 @@ def test_stage_refuses_what_issue_19_saw_voiced(openai_extra, tmp_path):
     assert "replaced by the name '田中'" in meta["named"]["detail"]
     assert [d.turns for d in out[:3]] == [d.turns for d in inputs[:3]]  # the originals are what gets voiced
     assert report.failures == {"dropped_turn": 1, "privacy_mask": 1, "latin_run": 1}
+
+
+def test_the_prompts_own_example_passes_the_validator():
+    text = load_system_prompt(RewriteConfig())
+    example_in = json.loads(text.split("入力:\n", 1)[1].split("\n出力:", 1)[0])
+    example_out = text.split("出力:\n", 1)[1].strip()
+    original = Dialogue("example", "prompt", tuple(Turn(t["speaker"], t["text"]) for t in example_in["turns"]), {})
+    v = validate_rewrite(original, example_out, CFG)
+    assert v.ok, v
