@@ -113,9 +113,27 @@ def test_malformed_corpus_files(case, tmp_path):
     out = tmp_path / "out.jsonl"
     assert_one_line(cli("corpora", "export", name, path, "-o", str(out)), expected)
     assert not out.exists() and not list(tmp_path.glob("*.tmp-*"))
-    # the same file in a recipe: refused by the check, before any work
-    r = recipe(tmp_path, base(tmp_path, f"corpus: {{name: {name}, path: '{path}'}}"))
-    assert_one_line(cli("recipe", "check", str(r)), expected)
+
+
+def assert_one_line_per_recipe(res: subprocess.CompletedProcess, recipes: list[Path], expected: list[str]) -> None:
+    """``recipe check`` over many recipes, each with one problem: one line per recipe, in order."""
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert len(lines) == len(recipes), res.stderr[-3000:]
+    for line, r, want in zip(lines, recipes, expected):
+        assert line.startswith("error: ") and want in line, (r, line)
+
+
+def test_malformed_corpus_files_in_recipes_are_refused_before_any_work(tmp_path):
+    # one `recipe check` over a recipe per loader case (one CLI start instead of seven)
+    recipes, expected = [], []
+    for i, make in enumerate(LOADER_CASES.values()):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        name, path, want = make(folder)
+        recipes.append(recipe(folder, base(folder, f"corpus: {{name: {name}, path: '{path}'}}")))
+        expected.append(want)
+    assert_one_line_per_recipe(cli("recipe", "check", *map(str, recipes)), recipes, expected)
 
 
 # ------------------------------------------------------------------------------ recipes, backends
@@ -200,12 +218,18 @@ def _lm_less(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case", [c for c, (_, e) in RECIPE_CASES.items() if e is not None])
-def test_broken_recipes_unknown_backends_bad_models(case, tmp_path):
-    make, expected = RECIPE_CASES[case]
-    r = recipe(tmp_path, make(tmp_path))
-    assert_one_line(cli("recipe", "check", str(r)), expected)
-    assert not (tmp_path / "out").exists()
+def test_broken_recipes_unknown_backends_bad_models(tmp_path):
+    # every case is its own recipe in its own folder, all checked by one `recipe check`
+    recipes, expected = [], []
+    for case, (make, want) in RECIPE_CASES.items():
+        if want is None:
+            continue
+        folder = tmp_path / case
+        folder.mkdir()
+        recipes.append(recipe(folder, make(folder)))
+        expected.append(want)
+    assert_one_line_per_recipe(cli("recipe", "check", *map(str, recipes)), recipes, expected)
+    assert not any((r.parent / "out").exists() for r in recipes)
 
 
 def test_several_problems_are_reported_together_one_line_each(tmp_path):
