@@ -28,7 +28,10 @@ def load_system_prompt(cfg: RewriteConfig) -> str:
     path = Path(cfg.prompt_file)
     if not path.is_file():
         raise JmoshiError("prompt file not found", path=path, key="rewrite.prompt_file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise JmoshiError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path, key="rewrite.prompt_file") from None
     if not text.strip():
         raise JmoshiError("prompt file is empty", path=path, key="rewrite.prompt_file")
     return text
