@@ -126,7 +126,7 @@ class TimingConfig(_Section):
     # answers to yes/no questions; Dingemanse & Liesenfeld 2022: CallFriend Japanese peaks just
     # above 0); about 40 % of speaker changes are overlaps in European corpora (Heldner & Edlund
     # 2010) and 39 % in the human reference. The issue-17 target for the share is 25-35 %.
-    overlap_prob: float = Field(0.28, ge=0, le=1, description="Share of speaker changes that overlap.")
+    overlap_prob: float = Field(0.32, ge=0, le=1, description="Share of speaker changes that overlap.")
     overlap_median: float = Field(0.25, gt=0, description="Median overlap at a speaker change, s (log-normal).")
     overlap_max: float = Field(0.8, gt=0, description="Never overlap more than this, s.")
     # Switching pauses cluster near 0 s and 0.6 s (Nagaoka et al. 2000); a two-component log-normal
@@ -146,9 +146,13 @@ class TimingConfig(_Section):
     # longer silences, Watanabe & Shirahata 2019; Watanabe et al. 2021) and at sentence ends, and
     # Japanese hold pauses are long and widely spread (Inoue et al. 2024). The probabilities are
     # calibrated so the sample run measures at most the human 10.4 pauses/min (issue 17: <= 11).
-    pause_prob_sentence: float = Field(0.6, ge=0, le=1, description="P(pause) between two sentences of one turn.")
-    pause_prob_filler: float = Field(0.45, ge=0, le=1, description="P(pause) after an opening filler or interjection (えー、).")
-    pause_prob_clause: float = Field(0.22, ge=0, le=1, description="P(pause) at a clause comma where the TTS left silence.")
+    # The chance of a pause at a sentence or clause junction grows with the morae spoken since the
+    # last pause, reaching the junction's probability after this many (about 2.5 s at 8 morae/s,
+    # CEJC): a person pauses for breath and planning, not at every comma.
+    pause_unit_morae: float = Field(20.0, gt=0, description="Morae since the last pause at which a junction's pause chance is full.")
+    pause_prob_sentence: float = Field(0.9, ge=0, le=1, description="P(pause) between two sentences of one turn.")
+    pause_prob_filler: float = Field(0.5, ge=0, le=1, description="P(pause) after an opening filler or interjection (えー、).")
+    pause_prob_clause: float = Field(0.45, ge=0, le=1, description="P(pause) at a clause comma where the TTS left silence.")
     # Human reference pause median 0.34 s; a pause must exceed the 200 ms IPU threshold by a margin
     # for the detector's onset/offset rounding (one 10 ms frame each side, plus soft edges).
     pause_median: float = Field(0.4, gt=0, description="Median pause inside a turn, s (log-normal).")

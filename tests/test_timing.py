@@ -137,7 +137,8 @@ def test_pause_probabilities_set_the_pause_rate():
     tl = plan_timeline(script, rendered, never, "A", np.random.default_rng(0))
     st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
     assert tl.events.get("pauses", 0) == 0 and len(st.pauses) == 0 and tl.events["joins"] > 0
-    always = never.model_copy(update={"pause_prob_sentence": 1.0, "pause_prob_filler": 1.0, "pause_prob_clause": 1.0})
+    always = never.model_copy(update={"pause_prob_sentence": 1.0, "pause_prob_filler": 1.0, "pause_prob_clause": 1.0,
+                                      "pause_unit_morae": 1e-6})  # full chance from the first mora
     tl = plan_timeline(script, rendered, always, "A", np.random.default_rng(0))
     st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
     anchored = {(b.turn, *b.anchor) for b in script.backchannels}

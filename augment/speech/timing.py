@@ -113,18 +113,13 @@ def plan_timeline(
             continue
         ch = channel_of[seg.speaker]
         lead = r.words[0].start
+        if prev is None or prev.turn != seg.turn:
+            run = 0.0  # morae since the speaker's last pause
         if prev is None:
             onset = cfg.lead_in + lead
         elif prev.speaker == seg.speaker and prev.turn == seg.turn:
-            if (seg.turn, prev.sentence, len(prev.words) - 1) in anchored:
-                silence = _join(rng, cfg)
-                events["joins"] += 1
-            elif rng.random() < cfg.pause_prob_sentence:
-                silence = sample_pause(rng, cfg)
-                events["pauses"] += 1
-            else:
-                silence = _join(rng, cfg)
-                events["joins"] += 1
+            anchor = (seg.turn, prev.sentence, len(prev.words) - 1) in anchored
+            silence, run = _junction(rng, cfg, cfg.pause_prob_sentence, run, anchor, events)
             onset = prev_end + silence  # from the speaker's own last word, whatever the partner does
         else:
             kind, offset = sample_transition(rng, cfg, prev_speech)
@@ -143,22 +138,18 @@ def plan_timeline(
             if k > 0:
                 j = cuts[k - 1]
                 tts_silence = r.words[j + 1].start - r.words[j].end
-                if (seg.turn, seg.sentence, j) in anchored:
-                    silence = _join(rng, cfg)
-                    events["joins"] += 1
+                run += sum(w.morae for w in seg.words[word_bounds[k - 1] : word_bounds[k]])
+                if _junction_kind(seg.words, j) == "filler":  # hesitation: not a matter of breath
+                    silence, run = _junction(rng, cfg, cfg.pause_prob_filler, None, False, events)
                 else:
-                    p = cfg.pause_prob_filler if _junction_kind(seg.words, j) == "filler" else cfg.pause_prob_clause
-                    if rng.random() < p:
-                        silence = sample_pause(rng, cfg)
-                        events["pauses"] += 1
-                    else:
-                        silence = _join(rng, cfg)
-                        events["joins"] += 1
+                    anchor = (seg.turn, seg.sentence, j) in anchored
+                    silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, anchor, events)
                 shift += silence - tts_silence
             piece = _Piece(i, bounds[k], bounds[k + 1], word_bounds[k], word_bounds[k + 1])
             placements.append(Placement(i, ch, shift + piece.start, piece.start, piece.end))
             for w in range(piece.w0, piece.w1):
                 word_at[(i, w)] = shift + r.words[w].start
+        run += sum(w.morae for w in seg.words[word_bounds[-2] :])
         speech_start, speech_end = onset, shift + r.words[-1].end
         busy[ch].append((speech_start, speech_end))
         floor_end = max(floor_end, speech_end)
@@ -174,6 +165,22 @@ def plan_timeline(
 
 def _join(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
     return float(rng.uniform(cfg.join_silence_min, cfg.join_silence_max))
+
+
+def _junction(
+    rng: np.random.Generator, cfg: TimingConfig, prob: float, run: float | None, anchored: bool, events: Counter
+) -> tuple[Seconds, float]:
+    """Silence at a junction inside a turn and the morae run after it. A pause gets likelier the
+    longer the speaker has talked since the last one (``run`` morae; ``None``: not length-bound);
+    a junction with an aizuchi anchored is always joined. Draws the same random numbers whatever
+    the outcome, so one decision never shifts the others."""
+    u, pause, join = rng.random(), sample_pause(rng, cfg), _join(rng, cfg)
+    p = prob if run is None else prob * min(1.0, run / cfg.pause_unit_morae)
+    if not anchored and u < p:
+        events["pauses"] += 1
+        return pause, 0.0
+    events["joins"] += 1
+    return join, (run or 0.0)
 
 
 def _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng) -> None:
