@@ -129,6 +129,8 @@ class TimingConfig(_Section):
     overlap_prob: float = Field(0.32, ge=0, le=1, description="Share of speaker changes that overlap.")
     overlap_median: float = Field(0.25, gt=0, description="Median overlap at a speaker change, s (log-normal).")
     overlap_max: float = Field(0.8, gt=0, description="Never overlap more than this, s.")
+    # An overlap is a next speaker coming in near a turn's end, not talking over all of a short one.
+    overlap_max_share: float = Field(0.4, gt=0, le=1, description="Never overlap more than this share of the previous sentence.")
     # Switching pauses cluster near 0 s and 0.6 s (Nagaoka et al. 2000); a two-component log-normal
     # mixture reproduces both modes. Measured gap median target 0.30-0.50 s (human reference 0.30 s).
     gap_short_median: float = Field(0.2, gt=0, description="Median of the short gap mode, s.")
@@ -138,7 +140,11 @@ class TimingConfig(_Section):
     # One 10 ms analysis frame: a gap shorter than this is no gap to the detector.
     min_gap: float = Field(0.02, ge=0, description="Shortest gap at a speaker change, s.")
     interruption_prob: float = Field(0.05, ge=0, le=1, description="Share of speaker changes that cut in early.")
+    # An interruption (cut-in) starts 0.6-1.2 s before the turn end, deeper than the usual overlap
+    # (overlap_median), yet after the previous speaker has said most of the sentence.
+    interruption_min: float = Field(0.6, gt=0, description="Shallowest interruption before the turn end, s.")
     interruption_max: float = Field(1.2, gt=0, description="How far before the turn end an interruption may start, s.")
+    interruption_max_share: float = Field(0.6, gt=0, le=1, description="Never cut in before this share of the previous sentence is said.")
 
     # --- pauses inside a turn. Pause units in Japanese dialogue average 5.89 morphemes, about 60 %
     # of an utterance (Seligman et al. 1997), so speakers run many clauses and even sentences
@@ -191,6 +197,8 @@ class TimingConfig(_Section):
             raise ValueError("join_silence_min must not exceed join_silence_max")
         if self.join_silence_max >= 0.2:
             raise ValueError("join_silence_max must stay under the 200 ms IPU threshold")
+        if self.interruption_min > self.interruption_max:
+            raise ValueError("interruption_min must not exceed interruption_max")
         if not self.pause_min <= self.pause_median <= self.pause_max:
             raise ValueError("need pause_min <= pause_median <= pause_max")
         return self

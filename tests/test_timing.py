@@ -168,3 +168,49 @@ def test_mix_places_words_and_never_clips():
         assert np.abs(out.audio[w.channel, a:b]).max() > 0.01
     both = (np.abs(out.audio) > 1e-4).all(axis=0).mean()
     assert both > 0.02  # overlaps happened
+
+
+def _hand_script(aizuchi: str, morae: int, anchor: tuple[int, int]):
+    from jmoshi_augment.augment.types import Segment, SpokenScript, Word
+
+    words = tuple(Word(s, "", m) for s, m in [("今日は、", 4), ("雨", 2), ("だね、", 3), ("ほんとに", 4), ("すごい", 3), ("よ。", 1)])
+    reply = (Word("そう", "", 2), Word("だね。", "", 2))
+    return SpokenScript("h", "test", ("A", "B"), (
+        Segment("A", words, "speech", 0, 0),
+        Segment("B", reply, "speech", 1, 0),
+        Segment("B", (Word(aizuchi, "", morae),), "backchannel", 0, anchor=anchor),
+    ))
+
+
+def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped():
+    cfg = TimingConfig(backchannel_delay_median=0.1, backchannel_delay_min=0.03, backchannel_delay_max=0.3)
+    # After 今日は、 the partner goes on with 雨だね、 (5 morae, 0.625 s): room for うん (0.25 s)...
+    script = _hand_script("うん", 2, (0, 0))
+    rendered = fake_render(script)
+    tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(0))
+    assert tl.events.get("backchannels") == 1
+    host = next(p for p in tl.placements if p.segment == 0 and p.start > 0)  # the piece after 今日は、
+    boundary = host.offset + rendered[0].words[2].end - host.start  # end of だね、
+    bc = next(p for p in tl.placements if p.segment == 2)
+    bc_end = bc.offset + rendered[2].words[-1].end
+    assert bc_end <= boundary - cfg.backchannel_margin + 1e-9
+    # ... and the comma it is anchored at is joined (< 200 ms): the partner's IPU stays whole.
+    first = next(p for p in tl.placements if p.segment == 0 and p.start == 0)
+    silence = (host.offset + rendered[0].words[1].start - host.start) - (first.offset + rendered[0].words[0].end)
+    assert cfg.join_silence_min - 1e-9 <= silence <= cfg.join_silence_max + 1e-9
+    st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    assert st.overlap_kind.tolist() == [WITHIN]
+    # そうなんだよね (0.875 s) cannot end before だね、 ends: dropped and counted, never straddling.
+    script = _hand_script("そうなんだよね", 7, (0, 0))
+    tl = plan_timeline(script, fake_render(script), cfg, "A", np.random.default_rng(0))
+    assert tl.events.get("backchannels", 0) == 0 and tl.events["backchannels_no_room"] == 1
+
+
+def test_timing_options_are_checked():
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError, match="under the 200 ms IPU threshold"):
+        TimingConfig(join_silence_max=0.2)
+    with pytest.raises(pydantic.ValidationError, match="pause_min <= pause_median"):
+        TimingConfig(pause_min=0.5, pause_median=0.4)

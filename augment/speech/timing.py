@@ -43,11 +43,11 @@ def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration
     u = rng.random()
     if u < cfg.interruption_prob:
         # cut in well before the end, but never before the previous speaker has said something
-        depth = float(rng.uniform(0.5 * cfg.interruption_max, cfg.interruption_max))
-        return "interruption", -min(depth, 0.6 * prev_duration)
+        depth = float(rng.uniform(cfg.interruption_min, cfg.interruption_max))
+        return "interruption", -min(depth, cfg.interruption_max_share * prev_duration)
     if u < cfg.interruption_prob + cfg.overlap_prob:
         depth = min(_lognormal(rng, cfg.overlap_median, cfg.gap_sigma), cfg.overlap_max)
-        return "overlap", -min(depth, 0.4 * prev_duration)
+        return "overlap", -min(depth, cfg.overlap_max_share * prev_duration)
     median = cfg.gap_long_median if rng.random() < cfg.gap_long_prob else cfg.gap_short_median
     return "gap", max(cfg.min_gap, _lognormal(rng, median, cfg.gap_sigma))
 
