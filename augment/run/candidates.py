@@ -75,7 +75,8 @@ class TurnTakingTarget:
         changes = e.get("speaker_changes", 0)
         overlapped = e.get("overlaps", 0) + e.get("interruptions", 0)
         return cls(
-            ipus_per_min=len(timeline.placements) / minutes if minutes > 0 else None,
+            # stretches the planner joins (silence < 200 ms) make one IPU
+            ipus_per_min=(len(timeline.placements) - e.get("joins", 0)) / minutes if minutes > 0 else None,
             overlapped_share=overlapped / changes if changes else None,
             within_overlaps_per_min=e.get("backchannels", 0) / minutes if minutes > 0 else None,
         )

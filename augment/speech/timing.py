@@ -24,8 +24,6 @@ What it does, in the terms of the dGSLM events that ``stats`` measures (IPUs bri
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-
 import numpy as np
 
 from jmoshi_augment.augment.types import MAIN, OTHER, Placement, RenderedSegment, Seconds, SpokenScript, Timeline
@@ -55,17 +53,6 @@ def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration
 def sample_pause(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
     """Silence of a pause inside a turn (between speech), clipped to ``[pause_min, pause_max]``."""
     return float(np.clip(_lognormal(rng, cfg.pause_median, cfg.pause_sigma), cfg.pause_min, cfg.pause_max))
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """A stretch of one segment's audio ``[start, end)`` (segment time) holding words ``[w0, w1)``."""
-
-    segment: int
-    start: Seconds
-    end: Seconds
-    w0: int
-    w1: int
 
 
 def _cut_points(r: RenderedSegment, cfg: TimingConfig) -> list[int]:
@@ -145,9 +132,8 @@ def plan_timeline(
                     anchor = (seg.turn, seg.sentence, j) in anchored
                     silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, anchor, events)
                 shift += silence - tts_silence
-            piece = _Piece(i, bounds[k], bounds[k + 1], word_bounds[k], word_bounds[k + 1])
-            placements.append(Placement(i, ch, shift + piece.start, piece.start, piece.end))
-            for w in range(piece.w0, piece.w1):
+            placements.append(Placement(i, ch, shift + bounds[k], bounds[k], bounds[k + 1]))
+            for w in range(word_bounds[k], word_bounds[k + 1]):
                 word_at[(i, w)] = shift + r.words[w].start
         run += sum(w.morae for w in seg.words[word_bounds[-2] :])
         speech_start, speech_end = onset, shift + r.words[-1].end
