@@ -18,7 +18,6 @@ from jmoshi_augment.augment.types import (
 from jmoshi_augment.constants import MIX_PEAK_LIMIT
 
 
-
 def speech_rms(audio: np.ndarray, spans: list[tuple[int, int]]) -> float:
     """RMS over the samples where the channel speaks (silence between turns must not count)."""
     if not spans:
