@@ -127,7 +127,7 @@ def plan_timeline(
                 tts_silence = r.words[j + 1].start - r.words[j].end
                 run += sum(w.morae for w in seg.words[word_bounds[k - 1] : word_bounds[k]])
                 if _junction_kind(seg.words, j) == "filler":  # hesitation: not a matter of breath
-                    silence, run = _junction(rng, cfg, cfg.pause_prob_filler, None, False, events)
+                    silence, run = _junction(rng, cfg, cfg.pause_prob_filler, run, False, events, by_length=False)
                 else:
                     anchor = (seg.turn, seg.sentence, j) in anchored
                     silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, anchor, events)
@@ -154,19 +154,25 @@ def _join(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
 
 
 def _junction(
-    rng: np.random.Generator, cfg: TimingConfig, prob: float, run: float | None, anchored: bool, events: Counter
+    rng: np.random.Generator,
+    cfg: TimingConfig,
+    prob: float,
+    run: float,
+    anchored: bool,
+    events: Counter,
+    by_length: bool = True,
 ) -> tuple[Seconds, float]:
-    """Silence at a junction inside a turn and the morae run after it. A pause gets likelier the
-    longer the speaker has talked since the last one (``run`` morae; ``None``: not length-bound);
-    a junction with an aizuchi anchored is always joined. Draws the same random numbers whatever
-    the outcome, so one decision never shifts the others."""
+    """Silence at a junction inside a turn, and the morae run after it. With ``by_length`` a pause
+    gets likelier the longer the speaker has talked since the last one (``run`` morae); a junction
+    with an aizuchi anchored is always joined. Draws the same random numbers whatever the outcome,
+    so one decision never shifts the others."""
     u, pause, join = rng.random(), sample_pause(rng, cfg), _join(rng, cfg)
-    p = prob if run is None else prob * min(1.0, run / cfg.pause_unit_morae)
+    p = prob * min(1.0, run / cfg.pause_unit_morae) if by_length else prob
     if not anchored and u < p:
         events["pauses"] += 1
         return pause, 0.0
     events["joins"] += 1
-    return join, (run or 0.0)
+    return join, run
 
 
 def _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng) -> None:
