@@ -119,7 +119,7 @@ class TimingConfig(_Section):
     `jmoshi-augment stats` with the dGSLM definitions (Nguyen et al. 2023): IPUs bridge silences
     < 200 ms; an overlap is *within* when the shorter IPU lies entirely inside the other's and
     lasts < 1 s. The human reference is J-Moshi's five resynthesised human dialogues measured by the
-    same code (bench/RESULTS.md, "Turn-taking"): 45.8 IPUs/min, 10.4 pauses/min, 6.7 within
+    same code (docs/turn-taking.md; our runs in bench/RESULTS.md, "Turn-taking"): 45.8 IPUs/min, 10.4 pauses/min, 6.7 within
     overlaps/min, 39 % of speaker changes overlapped, gap median 0.30 s."""
 
     # --- speaker changes. Japanese speaker changes centre on 0 ms (Stivers et al. 2009: +7 ms for
@@ -244,7 +244,7 @@ class CandidatesConfig(_Section):
     device: str = Field("cpu", description="Device of the ASR model.")
     # Default target: J-Moshi's resynthesised human dialogues (stats.HUMAN_REFERENCE).
     target: Optional[dict[str, float]] = Field(
-        None, description="Turn-taking target: ipus_per_min, overlapped_share, backchannels_per_min, gap_median."
+        None, description="Turn-taking target: ipus_per_min, overlapped_share, within_overlaps_per_min, gap_median."
     )
 
 

@@ -53,7 +53,8 @@ __all__ = [
 # its multi-stream TTS (J-Moshi-ext's synthetic training data), measured with this module's own
 # dGSLM definitions, so any figure set beside them is like for like. Source audio:
 # github.com/nu-dialogue/j-moshi `static/audio/` (resynth-*.wav, daily-*.wav; CC BY-NC 4.0, measured
-# locally, never committed); command and table in bench/RESULTS.md, "Turn-taking".
+# locally, never committed); how to re-measure in docs/turn-taking.md ("The human reference"), our
+# runs beside them in bench/RESULTS.md ("Turn-taking").
 HUMAN_REFERENCE: dict[str, float] = {
     "ipus_per_min": 45.8,
     "pauses_per_min": 10.4,

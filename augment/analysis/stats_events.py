@@ -1,8 +1,8 @@
 """Turn-taking statistics of stereo dialogue audio: the numbers the J-Moshi paper family compares
 models with human dialogue on, for our synthetic data, real recordings and chat sessions.
 
-Events follow the dGSLM definitions (Nguyen et al. 2023, TACL 11:250-266), on per-channel voice
-activity (:mod:`.vad`, speech blips < 50 ms dropped):
+Events follow the dGSLM definitions (Nguyen et al. 2023, TACL 11:250-266), as described for users in
+``docs/turn-taking.md`` ("Events"), on per-channel voice activity (:mod:`.vad`, blips < 50 ms dropped):
 
 - **IPU** (inter-pausal unit): one channel's speech whose inner silences are < 200 ms;
 - **pause**: silence between two IPUs of the same speaker with no speech of the other in between;

@@ -79,7 +79,7 @@ def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str
     md += [
         "",
         "Human reference: J-Moshi's five Mimi-resynthesised human dialogues, measured by this same code "
-        "(bench/RESULTS.md, \"Turn-taking\"). Events as in dGSLM (Nguyen et al. 2023): IPUs are speech whose "
+        "(docs/turn-taking.md). Events as in dGSLM (Nguyen et al. 2023): IPUs are speech whose "
         "inner silences are < 200 ms (blips < 50 ms dropped); a pause is a silence between IPUs of one speaker, "
         "a gap one at a speaker change; an overlap is *within* (backchannel-like) when the shorter IPU lies "
         "entirely inside the other's and lasts < 1 s, else *between*; overlapped share = between / (gaps + "
