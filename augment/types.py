@@ -120,7 +120,11 @@ class Placement:
 
     segment: int  # index into ``SpokenScript.segments``
     channel: int  # MAIN or OTHER
-    offset: Seconds  # start time in the dialogue
+    offset: Seconds  # start time in the dialogue of the placed audio (of ``start``)
+    # The stretch of the segment's audio placed here, in segment time; the planner cuts a segment
+    # in the middle of a TTS silence to re-time a pause, so a piece never cuts through speech.
+    start: Seconds = 0.0
+    end: Seconds | None = None  # None: to the segment's end
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def main() -> None:
     print(f"analyze_paths (read wav + energies + events): {t_files:.2f} s  -> {total / t_files:,.0f} s of audio per s")
     print(f"analyze (in memory: energies + events):       {t_memory:.2f} s  -> {total / t_memory:,.0f} s of audio per s")
     print(f"analyze_energies (events only):               {t_events:.3f} s  -> {total / t_events:,.0f} s of audio per s")
-    print(f"sanity: {s['ipus_per_min']:.1f} IPUs/min, {s['backchannels_per_min']:.1f} backchannels/min, "
+    print(f"sanity: {s['ipus_per_min']:.1f} IPUs/min, {s['within_overlaps_per_min']:.1f} within overlaps/min, "
           f"{100 * s['overlapped_share']:.0f} % overlapped changes")
 
 

@@ -220,9 +220,10 @@ def stats_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write stats.md/.csv/.json and PNG plots here."),
     name: str = typer.Option("data", "--name", help="Label of the PATH set in tables and plots."),
 ) -> None:
-    """Turn-taking statistics (IPUs, pauses, gaps, overlaps, backchannels) of stereo dialogue audio, beside the human reference.
+    """Turn-taking statistics of stereo dialogue audio (dGSLM: IPUs, pauses, gaps, within/between overlaps), beside the human reference.
 
     PATH: wav files, folders of them, or data.jsonl manifests; channel 0 = main, 1 = other.
+    Several PATHs pool into one set.
     """
     from rich.console import Console
     from rich.table import Table

@@ -121,40 +121,92 @@ class ScriptConfig(_Section):
 
 # --------------------------------------------------------------------------------------- timing
 class TimingConfig(_Section):
-    # Japanese speaker changes centre on 0 ms (Stivers et al. 2009: +7 ms for answers to yes/no
-    # questions; Dingemanse & Liesenfeld 2022: CallFriend Japanese peaks just above 0). J-Moshi's
-    # human reference has 30 % of speaker changes overlapped (docs/turn-taking.md); Heldner & Edlund 2010
-    # report ~40 % in European corpora.
-    # The planner's share is lower than the target because aizuchi placed inside the partner's
-    # speech add overlapped speaker changes of their own: with these defaults the sample run
-    # measures 36 % (bench/RESULTS.md, "turn-taking"; 0.15 here still gives 35 %).
-    overlap_prob: float = Field(0.2, ge=0, le=1, description="Share of speaker changes that overlap.")
+    """The turn-taking planner's distributions (augment/speech/timing.py). Targets are measured by
+    `jmoshi-augment stats` with the dGSLM definitions (Nguyen et al. 2023): IPUs bridge silences
+    < 200 ms; an overlap is *within* when the shorter IPU lies entirely inside the other's and
+    lasts < 1 s. The human reference is J-Moshi's five resynthesised human dialogues measured by the
+    same code (docs/turn-taking.md; our runs in bench/RESULTS.md, "Turn-taking"): 45.8 IPUs/min, 10.4 pauses/min, 6.7 within
+    overlaps/min, 39 % of speaker changes overlapped, gap median 0.30 s."""
+
+    # --- speaker changes. Japanese speaker changes centre on 0 ms (Stivers et al. 2009: +7 ms for
+    # answers to yes/no questions; Dingemanse & Liesenfeld 2022: CallFriend Japanese peaks just
+    # above 0); about 40 % of speaker changes are overlaps in European corpora (Heldner & Edlund
+    # 2010) and 39 % in the human reference. The issue-17 target for the share is 25-35 %.
+    overlap_prob: float = Field(0.32, ge=0, le=1, description="Share of speaker changes that overlap.")
     overlap_median: float = Field(0.25, gt=0, description="Median overlap at a speaker change, s (log-normal).")
     overlap_max: float = Field(0.8, gt=0, description="Never overlap more than this, s.")
-    # Switching pauses cluster near 0 s and 0.6 s (Nagaoka et al. 2000); the human reference gap
-    # median is 0.40 s. A two-component log-normal mixture reproduces both modes.
+    # An overlap is a next speaker coming in near a turn's end, not talking over all of a short one.
+    overlap_max_share: float = Field(0.4, gt=0, le=1, description="Never overlap more than this share of the previous sentence.")
+    # Switching pauses cluster near 0 s and 0.6 s (Nagaoka et al. 2000); a two-component log-normal
+    # mixture reproduces both modes. Measured gap median target 0.30-0.50 s (human reference 0.30 s).
     gap_short_median: float = Field(0.2, gt=0, description="Median of the short gap mode, s.")
     gap_long_median: float = Field(0.6, gt=0, description="Median of the long gap mode, s.")
-    gap_long_prob: float = Field(0.55, ge=0, le=1, description="Share of gaps drawn from the long mode.")
-    gap_sigma: float = Field(0.35, gt=0, description="Log-normal sigma of gaps and pauses.")
-    # Pauses inside a turn must exceed the 200 ms IPU threshold to count as separate IPUs; the
-    # human reference has 47 IPUs per minute.
-    pause_median: float = Field(0.35, gt=0, description="Median pause between sentences of one turn, s.")
-    # A backchannel >= 350 ms after the partner's phrase end signals non-understanding (羅希 2016);
-    # onsets are drawn well before that.
-    backchannel_delay_median: float = Field(0.12, gt=0, description="Median delay after the anchor word, s.")
-    backchannel_delay_max: float = Field(0.3, gt=0, description="Latest backchannel onset after the anchor word, s.")
+    gap_long_prob: float = Field(0.4, ge=0, le=1, description="Share of gaps drawn from the long mode.")
+    gap_sigma: float = Field(0.35, gt=0, description="Log-normal sigma of gaps, overlaps and aizuchi delays.")
+    # One 10 ms analysis frame: a gap shorter than this is no gap to the detector.
+    min_gap: float = Field(0.02, ge=0, description="Shortest gap at a speaker change, s.")
     interruption_prob: float = Field(0.05, ge=0, le=1, description="Share of speaker changes that cut in early.")
+    # An interruption (cut-in) starts 0.6-1.2 s before the turn end, deeper than the usual overlap
+    # (overlap_median), yet after the previous speaker has said most of the sentence.
+    interruption_min: float = Field(0.6, gt=0, description="Shallowest interruption before the turn end, s.")
     interruption_max: float = Field(1.2, gt=0, description="How far before the turn end an interruption may start, s.")
+    interruption_max_share: float = Field(0.6, gt=0, le=1, description="Never cut in before this share of the previous sentence is said.")
+
+    # --- pauses inside a turn. Pause units in Japanese dialogue average 5.89 morphemes, about 60 %
+    # of an utterance (Seligman et al. 1997), so speakers run many clauses and even sentences
+    # together; pauses cluster after openers (エー, アノ: fillers sit at boundaries and after
+    # longer silences, Watanabe & Shirahata 2019; Watanabe et al. 2021) and at sentence ends, and
+    # Japanese hold pauses are long and widely spread (Inoue et al. 2024). The probabilities are
+    # calibrated so the sample run measures at most the human 10.4 pauses/min (issue 17: <= 11).
+    # The chance of a pause at a sentence or clause junction grows with the morae spoken since the
+    # last pause, reaching the junction's probability after this many (about 2.5 s at 8 morae/s,
+    # CEJC): a person pauses for breath and planning, not at every comma.
+    pause_unit_morae: float = Field(20.0, gt=0, description="Morae since the last pause at which a junction's pause chance is full.")
+    pause_prob_sentence: float = Field(0.9, ge=0, le=1, description="P(pause) between two sentences of one turn.")
+    pause_prob_filler: float = Field(0.5, ge=0, le=1, description="P(pause) after an opening filler or interjection (えー、).")
+    pause_prob_clause: float = Field(0.45, ge=0, le=1, description="P(pause) at a clause comma where the TTS left silence.")
+    # Human reference pause median 0.34 s; a pause must exceed the 200 ms IPU threshold by a margin
+    # for the detector's onset/offset rounding (one 10 ms frame each side, plus soft edges).
+    pause_median: float = Field(0.4, gt=0, description="Median pause inside a turn, s (log-normal).")
+    pause_sigma: float = Field(0.35, gt=0, description="Log-normal sigma of pauses.")
+    pause_min: float = Field(0.25, gt=0, description="Shortest pause, s (above the 200 ms IPU threshold).")
+    pause_max: float = Field(1.2, gt=0, description="Longest pause, s (Jefferson's ~1 s standard maximum, plus slack).")
+    # A join keeps one IPU: silence < 200 ms between speech (dGSLM), with room for soft edges.
+    join_silence_min: float = Field(0.03, ge=0, description="Shortest silence at a join (no pause), s.")
+    join_silence_max: float = Field(0.12, ge=0, description="Longest silence at a join, s (< the 200 ms IPU threshold).")
+    # OpenJTalk leaves 140-370 ms at every 、 (measured on the sample); word boundaries with at least
+    # this much silence are re-timed by the planner, shorter ones are kept as rendered.
+    splice_min: float = Field(0.08, gt=0, description="TTS silence (s) from which a word boundary is re-timed.")
+
+    # --- aizuchi. Japanese listeners place them inside the partner's turn at phrase/clause ends and
+    # after ね (Maynard 1986, 1990); one >= 350 ms after the partner's phrase end signals
+    # non-understanding (羅希 2016), so onsets come well before. dGSLM counts an aizuchi as
+    # backchannel-like only when it lies entirely inside the partner's IPU and lasts < 1 s.
+    backchannel_delay_median: float = Field(0.12, gt=0, description="Median onset after the anchor word's end, s.")
+    backchannel_delay_min: float = Field(0.03, ge=0, description="Earliest onset after the anchor word's end, s.")
+    backchannel_delay_max: float = Field(0.3, gt=0, description="Latest onset after the anchor word's end, s.")
+    backchannel_margin: float = Field(0.05, ge=0, description="End this long before the partner's next phrase boundary, s.")
+    backchannel_max: float = Field(0.95, gt=0, description="Longest aizuchi speech, s (dGSLM within: < 1 s).")
+    # A listener does not aizuchi right before or after their own turn.
+    backchannel_clearance: float = Field(0.15, ge=0, description="Keep an aizuchi this far from the listener's own speech, s.")
+
     lead_in: float = Field(0.3, ge=0, description="Silence before the first word, s.")
     tail: float = Field(0.5, ge=0, description="Silence after the last word, s.")
 
     @model_validator(mode="after")
     def _check(self) -> "TimingConfig":
-        if self.backchannel_delay_median > self.backchannel_delay_max:
-            raise ValueError("backchannel_delay_median must not exceed backchannel_delay_max")
+        if not self.backchannel_delay_min <= self.backchannel_delay_median <= self.backchannel_delay_max:
+            raise ValueError("need backchannel_delay_min <= backchannel_delay_median <= backchannel_delay_max")
         if self.gap_short_median > self.gap_long_median:
             raise ValueError("gap_short_median must not exceed gap_long_median")
+        if self.join_silence_min > self.join_silence_max:
+            raise ValueError("join_silence_min must not exceed join_silence_max")
+        if self.join_silence_max >= 0.2:
+            raise ValueError("join_silence_max must stay under the 200 ms IPU threshold")
+        if self.interruption_min > self.interruption_max:
+            raise ValueError("interruption_min must not exceed interruption_max")
+        if not self.pause_min <= self.pause_median <= self.pause_max:
+            raise ValueError("need pause_min <= pause_median <= pause_max")
         return self
 
 
@@ -198,7 +250,7 @@ class CandidatesConfig(_Section):
     device: str = Field("cpu", description="Device of the ASR model.")
     # Default target: J-Moshi's resynthesised human dialogues (stats.HUMAN_REFERENCE).
     target: Optional[dict[str, float]] = Field(
-        None, description="Turn-taking target: ipus_per_min, overlapped_share, backchannels_per_min, gap_median."
+        None, description="Turn-taking target: ipus_per_min, overlapped_share, within_overlaps_per_min, gap_median."
     )
 
 

@@ -62,8 +62,8 @@ def test_target_from_planned_timeline():
     placements = tuple(Placement(i, i % 2, float(i)) for i in range(5))
     tl = Timeline(placements, 60.0, "A", {"speaker_changes": 4, "overlaps": 1, "interruptions": 1, "backchannels": 3})
     t = TurnTakingTarget.from_timeline(tl)
-    assert (t.ipus_per_min, t.overlapped_share, t.backchannels_per_min, t.gap_median) == (5.0, 0.5, 3.0, None)
-    assert TurnTakingTarget.human().overlapped_share == pytest.approx(0.30)
+    assert (t.ipus_per_min, t.overlapped_share, t.within_overlaps_per_min, t.gap_median) == (5.0, 0.5, 3.0, None)
+    assert TurnTakingTarget.human().overlapped_share == pytest.approx(0.39)
 
 
 def test_cer_scorer_pools_both_channels():

@@ -24,7 +24,7 @@ def test_defaults_and_path_resolution(tmp_path):
     assert r.output.dir == str(tmp_path / "out")
     assert r.models.mimi == str(tmp_path / "m.safetensors") and r.models.text_tokenizer == "hf://a/b/t.model"
     assert r.corpus.path == "builtin:sample"
-    assert r.timing.overlap_prob == 0.2 and len(r.tts.voices) == 2
+    assert r.timing.overlap_prob == 0.32 and len(r.tts.voices) == 2
     assert parse_recipe(r.to_yaml()) == r  # the saved resolved recipe reloads to the same run
 
 

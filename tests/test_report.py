@@ -363,9 +363,16 @@ def test_page_in_headless_chromium(run_copy: Path):
 
 
 def _main_only_time(run: Path, rid: str) -> float:
-    """Middle of the longest stretch where only the main channel speaks."""
+    """Middle of the longest stretch where only the main channel speaks, without a break: voice
+    activity before IPU bridging, since an IPU may hold silences up to 200 ms (a joined comma) and
+    the player's level meter reads only the last few tens of milliseconds."""
+    import soundfile as sf
+
+    from jmoshi_augment.augment.analysis.stats import detect_activity
+
     entry = next(r for r in read_run(run).renderings if r.row["id"] == rid)
-    main, other = entry.stats.ipus
+    audio, sr = sf.read(str(run / entry.row["audio"]), dtype="float32")
+    main, other = detect_activity(audio.T, sr)
     best, best_len = 0.0, 0.0
     for s, e in main:
         for os_, oe in other:  # cut away the other channel's speech

@@ -13,7 +13,6 @@ import soundfile as sf
 from jmoshi_augment.augment.analysis.stats import (
     BETWEEN,
     HUMAN_REFERENCE,
-    OTHER,
     WITHIN,
     DialogueStats,
     analyze,
@@ -108,7 +107,7 @@ def test_pauses_gaps_overlaps_and_fto(planted):
     c = planted.counts()
     assert c == {
         "ipus": 9, "pauses": 2, "gaps": 2, "overlaps": 4, "overlaps_between": 2,
-        "overlaps_within": 2, "speaker_changes": 4, "backchannels": 2,
+        "overlaps_within": 2, "speaker_changes": 4, "backchannel_ipus": 2,
     }
     _close(planted.pauses, J([(6.0, 6.3), (9.0, 9.5)]))
     _close(planted.gaps, J([(2.0, 2.4), (7.5, 8.1)]))
@@ -138,7 +137,9 @@ def test_summary_rates_shares_and_medians(planted):
     assert s["dialogues"] == 2 and s["minutes"] == pytest.approx(minutes)
     assert s["ipus_per_min"] == pytest.approx(18 / minutes)
     assert s["gaps_per_min"] == pytest.approx(4 / minutes)
-    assert s["backchannels_per_min"] == pytest.approx(4 / minutes)
+    assert s["backchannel_ipus_per_min"] == pytest.approx(4 / minutes)
+    assert s["within_overlaps_per_min"] == pytest.approx(4 / minutes)
+    assert s["between_overlaps_per_min"] == pytest.approx(4 / minutes)
     assert s["overlapped_share"] == pytest.approx(0.5)
     assert s["shift_share_long_silence"] == pytest.approx(0.5)
     assert s["gap_median"] == pytest.approx((D(2.0, 2.4) + D(7.5, 8.1)) / 2, abs=TOL)
@@ -151,20 +152,54 @@ def test_summary_rates_shares_and_medians(planted):
     assert set(HUMAN_REFERENCE) <= set(s)
 
 
-def test_backchannel_needs_partner_to_keep_the_floor_and_a_short_unit():
-    # Main talks 0.5-4 s. Other: a 1.5 s overlap inside it (too long for a backchannel), then a
+def test_backchannel_ipus_need_the_partner_to_keep_the_floor_and_within_needs_under_1_s():
+    # Main talks 0.5-4 s. Other: a 1.5 s overlap inside it (too long for within: between), then a
     # 0.4 s unit at 3.8 s that outlasts main, after which *other* speaks on (a takeover).
     plan = [J([(0.5, 4.0), (6.0, 7.0)]), J([(1.0, 2.5), (3.8, 4.2), (4.6, 5.5)])]
     st = analyze(_stereo(plan, 8.0), SR)
     assert len(st.backchannels[1]) == 0 and len(st.backchannels[0]) == 0
-    assert st.overlap_kind.tolist() == [WITHIN, BETWEEN]
-    _close(st.fto, [-D(3.8, 4.0), D(5.5, 6.0)])  # other pauses 4.2-4.6 s, then a gap to main
+    assert st.overlap_kind.tolist() == [BETWEEN, BETWEEN]
+    _close(st.fto, [-D(1.0, 2.5), -D(3.8, 4.0), D(5.5, 6.0)])  # other pauses 4.2-4.6 s, then a gap to main
     _close(st.pauses, J([(4.2, 4.6)]))
 
 
-def test_simultaneous_start_is_an_unresolved_overlap():
+def test_dgslm_definitions_on_planted_events():
+    """Every rule of the published definitions, one planted case each (seconds, off the grid)."""
+    plan = [
+        J([(0.5, 5.0), (5.1, 8.0), (9.0, 9.03), (10.0, 11.0), (11.5, 14.0), (16.0, 20.0)]),
+        J([(1.0, 1.9), (3.0, 4.1), (4.6, 5.4), (8.3, 9.5), (12.6, 12.9), (14.25, 15.5), (17.0, 17.95)]),
+    ]
+    # main: 0.5-8.0 is one IPU (its 100 ms hole is < 200 ms); the 30 ms blip at 9.0 s is dropped.
+    # other inside main's first IPU: 0.9 s within; 1.1 s between (not < 1 s); 0.8 s across main's
+    # bridged hole: within. Then gap 8.0-8.3, other alone, gap 9.5-10.0 (the blip is no speech),
+    # pause 11.0-11.5, 0.3 s within, gap 14.0-14.25, gap 15.5-16.0, 0.95 s within.
+    st = analyze(_stereo(plan, 21.0), SR)
+    assert [len(i) for i in st.ipus] == [4, 7]
+    _close(st.ipus[0], J([(0.5, 8.0), (10.0, 11.0), (11.5, 14.0), (16.0, 20.0)]))
+    assert st.overlap_kind.tolist() == [WITHIN, BETWEEN, WITHIN, WITHIN, WITHIN]
+    _close(st.gaps, J([(8.0, 8.3), (9.5, 10.0), (14.0, 14.25), (15.5, 16.0)]))
+    _close(st.pauses, J([(11.0, 11.5)]))
+    s = summarize([st])
+    assert s["overlapped_share"] == pytest.approx(1 / (4 + 1))
+    assert s["within_overlaps_per_min"] == pytest.approx(4 / (21 / 60))
+
+
+def test_an_aizuchi_in_a_partner_pause_splits_the_partner_ipu_and_counts_as_between():
+    # The old planner's failure mode: main pauses 0.3 s; other's 0.4 s うん starts in the pause and
+    # straddles main's resumption. Main's speech is two IPUs; the overlap is not within.
+    straddle = [J([(0.5, 2.0), (2.3, 4.0)]), J([(2.1, 2.5)])]
+    st = analyze(_stereo(straddle, 5.0), SR)
+    assert st.overlap_kind.tolist() == [BETWEEN] and len(st.gaps) == 1 and len(st.pauses) == 0
+    # The same うん inside a 100 ms hole (main's IPU stays whole): within, no gap, no pause.
+    inside = [J([(0.5, 2.0), (2.1, 4.0)]), J([(2.05, 2.45)])]
+    st = analyze(_stereo(inside, 5.0), SR)
+    assert st.overlap_kind.tolist() == [WITHIN] and len(st.gaps) == 0 and len(st.pauses) == 0
+    assert len(st.fto) == 0
+
+
+def test_simultaneous_start_of_a_short_unit_is_within():
     st = analyze(_stereo([[(0.5, 2.0)], [(0.5, 1.0)]], 3.0), SR)
-    assert st.overlap_kind.tolist() == [OTHER]
+    assert st.overlap_kind.tolist() == [WITHIN]
     assert len(st.fto) == 0 and len(st.gaps) == 0 and len(st.pauses) == 0
 
 
@@ -202,7 +237,7 @@ def test_louder_noise_floor_and_level_changes_still_recovered():
     audio = _stereo(DIALOGUE, 13.0, noise_db=-35.0, seed=3)
     audio[1] *= 0.1  # the other channel 20 dB quieter, noise included
     st = analyze(audio, SR)
-    assert st.counts()["gaps"] == 2 and st.counts()["backchannels"] == 2
+    assert st.counts()["gaps"] == 2 and st.counts()["backchannel_ipus"] == 2
     _close(st.gaps, J([(2.0, 2.4), (7.5, 8.1)]))
 
 
@@ -268,16 +303,16 @@ def test_report_writes_tables_json_and_overlaid_plots(tmp_path, planted):
     assert md == tmp_path / "r" / "stats.md"
     text = md.read_text()
     assert "| metric | synth | baseline | human reference |" in text
-    assert "| IPUs / min | 41.5 | 15.0 | 47.0 |" in text
-    assert "| overlapped speaker changes | 50 % | – | 30 % |" in text
+    assert "| IPUs / min | 41.5 | 15.0 | 45.8 |" in text
+    assert "| overlapped speaker changes (between / (gaps + between)) | 50 % | – | 39 % |" in text
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "r" / "stats.csv").set_index("metric")
     assert table.loc["gaps_per_min", "synth"] == pytest.approx(2 / (13 / 60))
-    assert table.loc["gap_median", "human_reference"] == 0.4
+    assert table.loc["gap_median", "human_reference"] == HUMAN_REFERENCE["gap_median"]
     doc = json.loads((tmp_path / "r" / "stats.json").read_text())
     assert doc["sets"]["baseline"]["summary"]["gap_median"] is None
-    assert doc["sets"]["synth"]["dialogues"][0]["counts"]["backchannels"] == 2
+    assert doc["sets"]["synth"]["dialogues"][0]["counts"]["backchannel_ipus"] == 2
     rows = pd.read_csv(tmp_path / "r" / "dialogues.csv")
     assert rows["set"].tolist() == ["synth", "baseline"] and rows["ipus"].tolist() == [9, 1]
     for png in ("fto.png", "durations.png"):

@@ -104,7 +104,7 @@ def test_turn_taking_rates_match_the_recipe(run):
     tt = report["turn_taking"]
     # measured on the audio by the stats module, independent of the planner's own counts
     assert 0.15 < tt["overlapped_share"] < 0.55
-    assert tt["backchannels_per_min"] > 2.0  # J-Moshi-ext's synthetic data: 0 per minute
+    assert tt["within_overlaps_per_min"] > 2.0  # J-Moshi-ext's synthetic data: 0 per minute
 
 
 def test_same_seed_gives_byte_identical_output_and_resume_redoes_only_missing_units(run, tmp_path):

@@ -1,28 +1,36 @@
-"""The planner on synthetic segment durations: rates, placement rules, determinism."""
+"""The planner on synthetic segment durations: rates, placement rules, determinism, and the
+dGSLM events of its output measured by ``stats`` (within overlaps for every placed aizuchi)."""
 
 import numpy as np
 
 from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.text.script import make_script
-from jmoshi_augment.augment.speech.timing import BACKCHANNEL_CLEARANCE, MIN_PAUSE, plan_timeline
+from jmoshi_augment.augment.analysis.stats import WITHIN, analyze
+from jmoshi_augment.augment.speech.timing import plan_timeline
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedSegment, WordTiming
 from jmoshi_augment.constants import MIX_PEAK_LIMIT
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import ScriptConfig, TimingConfig
 
 MORA = 0.125  # 8 morae per second (CEJC)
+EDGE = 0.05  # leading and trailing silence of a rendered segment, like a TTS's
+COMMA_PAUSE = 0.25  # silence the fake TTS leaves after a word ending in 、 (OpenJTalk: 0.14-0.37 s)
 
 
 def fake_render(script):
-    """Each word lasts its morae at 8 morae/s; audio is a constant tone (deterministic)."""
+    """Each word lasts its morae at 8 morae/s, with a pause after each 、; the audio is a tone
+    where words are and digital silence elsewhere (deterministic)."""
     out = []
     for seg in script.segments:
-        t, words = 0.0, []
+        t, words = EDGE, []
         for w in seg.words:
             words.append(WordTiming(w.surface, t, t + w.morae * MORA))
-            t += w.morae * MORA
-        n = int(round(t * SAMPLE_RATE))
-        audio = (0.1 * np.sin(np.arange(n) * 2 * np.pi * 220 / SAMPLE_RATE)).astype(np.float32)
+            t += w.morae * MORA + (COMMA_PAUSE if w.surface.endswith("、") else 0.0)
+        n = int(round((words[-1].end + EDGE) * SAMPLE_RATE))
+        audio = np.zeros(n, np.float32)
+        for w in words:
+            a, b = int(round(w.start * SAMPLE_RATE)), int(round(w.end * SAMPLE_RATE))
+            audio[a:b] = 0.1 * np.sin(np.arange(a, b) * 2 * np.pi * 220 / SAMPLE_RATE)
         out.append(RenderedSegment(audio, tuple(words)))
     return out
 
@@ -50,6 +58,20 @@ def test_transitions_follow_the_configured_rates():
     assert counts["overlaps"] + counts["gaps"] + counts["interruptions"] == n
 
 
+def _speech_spans(script, rendered, tl):
+    """Per channel, the dialogue-time span of every placed piece's words; and per speech turn."""
+    spans, turns = {MAIN: [], OTHER: []}, {}
+    for p in tl.placements:
+        r = rendered[p.segment]
+        end = r.duration if p.end is None else p.end
+        ws = [w for w in r.words if p.start <= w.start < end]
+        span = (p.offset + ws[0].start - p.start, p.offset + ws[-1].end - p.start)
+        spans[p.channel].append(span)
+        if script.segments[p.segment].kind == "speech":
+            turns.setdefault(script.segments[p.segment].turn, []).append(span)
+    return spans, turns
+
+
 def test_placements_respect_channels_pauses_and_backchannel_rules():
     cfg = TimingConfig()
     rng = np.random.default_rng(1)
@@ -57,15 +79,26 @@ def test_placements_respect_channels_pauses_and_backchannel_rules():
     for script in scripts(10):
         rendered = fake_render(script)
         tl = plan_timeline(script, rendered, cfg, "B", rng)
-        spans = {MAIN: [], OTHER: []}
         for p in tl.placements:
-            seg = script.segments[p.segment]
-            assert p.channel == (MAIN if seg.speaker == "B" else OTHER)
-            spans[p.channel].append((p.offset, p.offset + rendered[p.segment].duration))
-        for ch in spans:  # a channel never overlaps itself; sentences are separate IPUs
+            assert p.channel == (MAIN if script.segments[p.segment].speaker == "B" else OTHER)
+        spans, turns = _speech_spans(script, rendered, tl)
+        for ch in spans:  # a channel never overlaps itself
             s = sorted(spans[ch])
-            assert all(b[0] - a[1] >= min(MIN_PAUSE, BACKCHANNEL_CLEARANCE) - 1e-9 for a, b in zip(s, s[1:]))
-        start = {p.segment: p.offset for p in tl.placements}
+            assert all(b[0] - a[1] >= cfg.join_silence_min - 1e-9 for a, b in zip(s, s[1:]))
+        for pieces in turns.values():  # inside a turn every silence is a join or a real pause
+            s = sorted(pieces)
+            for x in (b[0] - a[1] for a, b in zip(s, s[1:])):
+                assert cfg.join_silence_min - 1e-9 <= x <= cfg.join_silence_max + 1e-9 or cfg.pause_min - 1e-9 <= x <= cfg.pause_max + 1e-9
+        # every word of every speech segment is placed exactly once
+        placed = sorted((p.segment, w.start) for p in tl.placements for w in rendered[p.segment].words
+                        if p.start <= w.start < (rendered[p.segment].duration if p.end is None else p.end))
+        assert len(placed) == len(set(placed)) == sum(len(rendered[p].words) for p in {p.segment for p in tl.placements})
+        word_time = {}
+        for p in tl.placements:
+            r = rendered[p.segment]
+            for k, w in enumerate(r.words):
+                if p.start <= w.start < (r.duration if p.end is None else p.end):
+                    word_time[(p.segment, k)] = (p.offset + w.start - p.start, p.offset + w.end - p.start)
         for p in tl.placements:
             seg = script.segments[p.segment]
             if seg.kind != "backchannel":
@@ -73,11 +106,44 @@ def test_placements_respect_channels_pauses_and_backchannel_rules():
             n_bc += 1
             host = next(i for i, s in enumerate(script.segments)
                         if s.kind == "speech" and (s.turn, s.sentence) == (seg.turn, seg.anchor[0]))
-            anchor_end = start[host] + rendered[host].words[seg.anchor[1]].end
-            assert anchor_end < p.offset <= anchor_end + cfg.backchannel_delay_max + 1e-9
+            anchor_end = word_time[(host, seg.anchor[1])][1]
+            onset = p.offset + rendered[p.segment].words[0].start
+            assert anchor_end + cfg.backchannel_delay_min - 1e-9 <= onset <= anchor_end + cfg.backchannel_delay_max + 1e-9
         assert tl.events.get("backchannels", 0) == sum(1 for p in tl.placements if script.segments[p.segment].kind == "backchannel")
         assert tl.duration >= max(e for s in spans.values() for _, e in s) + cfg.tail - 1e-9
     assert n_bc > 0
+
+
+def test_every_placed_aizuchi_measures_as_a_within_overlap():
+    """The point of the planner: stats (dGSLM) finds each placed aizuchi inside the partner's IPU."""
+    n_bc = n_within = 0
+    rng = np.random.default_rng(3)
+    for script in scripts(6, seed=4):
+        rendered = fake_render(script)
+        tl = plan_timeline(script, rendered, TimingConfig(overlap_prob=0.0, interruption_prob=0.0), "A", rng)
+        st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+        n_bc += tl.events.get("backchannels", 0)
+        n_within += int(np.sum(st.overlap_kind == WITHIN))
+        assert len(st.overlap_kind) == int(np.sum(st.overlap_kind == WITHIN))  # no speaker-change overlaps planned
+    assert n_bc >= 12 and n_within == n_bc
+
+
+def test_pause_probabilities_set_the_pause_rate():
+    """No pauses asked: every junction inside a turn is joined, so stats finds no pause at all;
+    all pauses asked: each junction (sentence ends, every comma) is a measured pause."""
+    script = scripts(1, seed=2)[0]
+    rendered = fake_render(script)
+    never = TimingConfig(pause_prob_sentence=0, pause_prob_filler=0, pause_prob_clause=0, overlap_prob=0, interruption_prob=0)
+    tl = plan_timeline(script, rendered, never, "A", np.random.default_rng(0))
+    st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    assert tl.events.get("pauses", 0) == 0 and len(st.pauses) == 0 and tl.events["joins"] > 0
+    always = never.model_copy(update={"pause_prob_sentence": 1.0, "pause_prob_filler": 1.0, "pause_prob_clause": 1.0,
+                                      "pause_unit_morae": 1e-6})  # full chance from the first mora
+    tl = plan_timeline(script, rendered, always, "A", np.random.default_rng(0))
+    st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    anchored = {(b.turn, *b.anchor) for b in script.backchannels}
+    assert tl.events["pauses"] > 0 and tl.events["joins"] <= len(anchored)  # joins only where an aizuchi is anchored
+    assert len(st.pauses) == tl.events["pauses"]
 
 
 def test_planner_is_deterministic_for_a_seed():
@@ -102,3 +168,49 @@ def test_mix_places_words_and_never_clips():
         assert np.abs(out.audio[w.channel, a:b]).max() > 0.01
     both = (np.abs(out.audio) > 1e-4).all(axis=0).mean()
     assert both > 0.02  # overlaps happened
+
+
+def _hand_script(aizuchi: str, morae: int, anchor: tuple[int, int]):
+    from jmoshi_augment.augment.types import Segment, SpokenScript, Word
+
+    words = tuple(Word(s, "", m) for s, m in [("今日は、", 4), ("雨", 2), ("だね、", 3), ("ほんとに", 4), ("すごい", 3), ("よ。", 1)])
+    reply = (Word("そう", "", 2), Word("だね。", "", 2))
+    return SpokenScript("h", "test", ("A", "B"), (
+        Segment("A", words, "speech", 0, 0),
+        Segment("B", reply, "speech", 1, 0),
+        Segment("B", (Word(aizuchi, "", morae),), "backchannel", 0, anchor=anchor),
+    ))
+
+
+def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped():
+    cfg = TimingConfig(backchannel_delay_median=0.1, backchannel_delay_min=0.03, backchannel_delay_max=0.3)
+    # After 今日は、 the partner goes on with 雨だね、 (5 morae, 0.625 s): room for うん (0.25 s)...
+    script = _hand_script("うん", 2, (0, 0))
+    rendered = fake_render(script)
+    tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(0))
+    assert tl.events.get("backchannels") == 1
+    host = next(p for p in tl.placements if p.segment == 0 and p.start > 0)  # the piece after 今日は、
+    boundary = host.offset + rendered[0].words[2].end - host.start  # end of だね、
+    bc = next(p for p in tl.placements if p.segment == 2)
+    bc_end = bc.offset + rendered[2].words[-1].end
+    assert bc_end <= boundary - cfg.backchannel_margin + 1e-9
+    # ... and the comma it is anchored at is joined (< 200 ms): the partner's IPU stays whole.
+    first = next(p for p in tl.placements if p.segment == 0 and p.start == 0)
+    silence = (host.offset + rendered[0].words[1].start - host.start) - (first.offset + rendered[0].words[0].end)
+    assert cfg.join_silence_min - 1e-9 <= silence <= cfg.join_silence_max + 1e-9
+    st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    assert st.overlap_kind.tolist() == [WITHIN]
+    # そうなんだよね (0.875 s) cannot end before だね、 ends: dropped and counted, never straddling.
+    script = _hand_script("そうなんだよね", 7, (0, 0))
+    tl = plan_timeline(script, fake_render(script), cfg, "A", np.random.default_rng(0))
+    assert tl.events.get("backchannels", 0) == 0 and tl.events["backchannels_no_room"] == 1
+
+
+def test_timing_options_are_checked():
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError, match="under the 200 ms IPU threshold"):
+        TimingConfig(join_silence_max=0.2)
+    with pytest.raises(pydantic.ValidationError, match="pause_min <= pause_median"):
+        TimingConfig(pause_min=0.5, pause_median=0.4)

@@ -18,7 +18,6 @@ import numpy as np
 
 from jmoshi_augment.augment.analysis.stats_events import (
     BETWEEN,
-    OTHER,
     OVERLAP_KINDS,
     WITHIN,
     DialogueStats,
@@ -34,7 +33,7 @@ from jmoshi_augment.augment.analysis.vad import detect_activity
 __all__ = [
     "BETWEEN",
     "HUMAN_REFERENCE",
-    "OTHER",
+    "JMOSHI_MSTTS_REFERENCE",
     "OVERLAP_KINDS",
     "WITHIN",
     "DialogueStats",
@@ -50,14 +49,25 @@ __all__ = [
     "write_stats_report",
 ]
 
-# J-Moshi's five Mimi-resynthesised human dialogues (100 s in all), measured with an energy
-# detector (docs/turn-taking.md, "The human reference"). The synthetic audio of J-Moshi-ext's
-# multi-stream TTS scored 25 IPUs/min, 13 % overlapped changes and 0 backchannel overlaps/min.
+# J-Moshi's five Mimi-resynthesised human dialogues (98 s in all) and the five stereo demo files of
+# its multi-stream TTS (J-Moshi-ext's synthetic training data), measured with this module's own
+# dGSLM definitions, so any figure set beside them is like for like. Source audio:
+# github.com/nu-dialogue/j-moshi `static/audio/` (resynth-*.wav, daily-*.wav; CC BY-NC 4.0, measured
+# locally, never committed); how to re-measure in docs/turn-taking.md ("The human reference"), our
+# runs beside them in bench/RESULTS.md ("Turn-taking").
 HUMAN_REFERENCE: dict[str, float] = {
-    "ipus_per_min": 47.0,
-    "overlapped_share": 0.30,
-    "backchannels_per_min": 6.7,  # "backchannel-like overlaps per minute"
-    "gap_median": 0.40,
+    "ipus_per_min": 45.8,
+    "pauses_per_min": 10.4,
+    "overlapped_share": 0.39,  # between / (gaps + between)
+    "within_overlaps_per_min": 6.7,  # backchannel-like overlaps
+    "gap_median": 0.30,
+}
+JMOSHI_MSTTS_REFERENCE: dict[str, float] = {
+    "ipus_per_min": 24.3,
+    "pauses_per_min": 2.0,
+    "overlapped_share": 0.21,
+    "within_overlaps_per_min": 0.0,
+    "gap_median": 0.12,
 }
 
 
@@ -94,7 +104,7 @@ def summarize(stats: Iterable[DialogueStats], options: StatsOptions = StatsOptio
     fto = cat(lambda s: s.fto)
     between = sum(int(np.sum(s.overlap_kind == BETWEEN)) for s in stats)
     within = sum(int(np.sum(s.overlap_kind == WITHIN)) for s in stats)
-    backchannels = sum(len(s.backchannels[0]) + len(s.backchannels[1]) for s in stats)
+    backchannel_ipus = sum(len(s.backchannels[0]) + len(s.backchannels[1]) for s in stats)
     speech = np.array([s.speech for s in stats]).reshape(-1, 2).sum(axis=0)
     long_silences = sum(s.long_silences for s in stats)
     return {
@@ -105,9 +115,10 @@ def summarize(stats: Iterable[DialogueStats], options: StatsOptions = StatsOptio
         "gaps_per_min": rate(len(gaps)),
         "overlaps_per_min": rate(len(overlaps)),
         "speaker_changes_per_min": rate(len(fto)),
-        "overlapped_share": share(between, len(fto)),
+        "overlapped_share": share(between, len(gaps) + between),
         "within_overlaps_per_min": rate(within),
-        "backchannels_per_min": rate(backchannels),
+        "between_overlaps_per_min": rate(between),
+        "backchannel_ipus_per_min": rate(backchannel_ipus),
         "ipu_median": median(ipus),
         "pause_median": median(pauses),
         "gap_median": median(gaps),

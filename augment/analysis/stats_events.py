@@ -1,21 +1,23 @@
 """Turn-taking statistics of stereo dialogue audio: the numbers the J-Moshi paper family compares
 models with human dialogue on, for our synthetic data, real recordings and chat sessions.
 
-Events follow dGSLM (Nguyen et al. 2023, TACL) as described for users in ``docs/turn-taking.md``
-("Events"), on per-channel voice activity (:mod:`.vad`):
+Events follow the dGSLM definitions (Nguyen et al. 2023, TACL 11:250-266), as described for users in
+``docs/turn-taking.md`` ("Events"), on per-channel voice activity (:mod:`.vad`, blips < 50 ms dropped):
 
-- **IPU** (inter-pausal unit): one channel's speech with internal silences < 200 ms bridged;
-- **pause**: mutual silence between IPUs of the same speaker;
-- **gap**: mutual silence at a speaker change (the floor passes to the other channel);
-- **overlap**: a maximal stretch where both channels speak. It is *between* turns when the speaker
-  alone before it differs from the speaker alone after it (an overlapped speaker change), *within*
-  a turn when the same speaker holds the floor on both sides (the other one's speech is an
-  interjection), and *other* when both start or both stop together;
+- **IPU** (inter-pausal unit): one channel's speech whose inner silences are < 200 ms;
+- **pause**: silence between two IPUs of the same speaker with no speech of the other in between;
+- **gap**: silence between an IPU of one speaker and the next IPU of the other;
+- **overlap**: a maximal stretch where both channels speak. It is *within* (backchannel-like) when
+  the shorter of the two IPUs involved lies entirely inside the other's IPU and lasts < 1 s,
+  otherwise *between* (an overlapped speaker change);
 - silences at the file edges are neither pauses nor gaps;
-- **FTO** (floor-transfer offset) at each speaker change = next onset − previous offset: the gap
-  duration, or minus the overlap duration;
-- **backchannel** (estimate): an IPU ≤ 1 s lying at least half inside the partner's speech, after
-  which the partner speaks again before its speaker does (the partner keeps the floor).
+- **overlapped share of speaker changes** = between / (gaps + between);
+- **FTO** (floor-transfer offset) per speaker change (gap or between-overlap), chronological: the
+  gap duration, or minus the overlap duration.
+
+One further view, *not* a dGSLM quantity and named apart: **backchannel IPUs** — an IPU ≤ 1 s lying
+at least half inside the partner's speech, after which the partner speaks again before its speaker
+does. It also counts aizuchi that straddle a partner's pause (which dGSLM counts as *between*).
 
 Everything is vectorised over 10 ms frames. Files are read in :mod:`.stats_io`; pooling and the
 human reference are in :mod:`.stats`, which re-exports this module's public names.
@@ -43,7 +45,6 @@ Seconds = float
 
 __all__ = [
     "BETWEEN",
-    "OTHER",
     "OVERLAP_KINDS",
     "WITHIN",
     "DialogueStats",
@@ -54,21 +55,22 @@ __all__ = [
     "check_stereo",
 ]
 
-BETWEEN, WITHIN, OTHER = 1, 2, 0  # overlap kinds
-OVERLAP_KINDS = {BETWEEN: "between", WITHIN: "within", OTHER: "other"}
+BETWEEN, WITHIN = 1, 2  # overlap kinds (dGSLM)
+OVERLAP_KINDS = {BETWEEN: "between", WITHIN: "within"}
 
 
 @dataclass(frozen=True)
 class StatsOptions:
     vad: VadOptions = field(default_factory=VadOptions)
-    ipu_silence: Seconds = 0.2  # dGSLM's IPU rule; the literature uses 50 ms to 1 s (docs/turn-taking.md)
-    backchannel_max: Seconds = 1.0  # Ekstedt & Skantze 2022's heuristic (docs/turn-taking.md)
+    ipu_silence: Seconds = 0.2  # dGSLM's IPU rule (inner silences < 200 ms); the literature uses 50 ms to 1 s
+    within_max: Seconds = 1.0  # dGSLM: a within overlap's shorter IPU lasts < 1 s
+    backchannel_max: Seconds = 1.0  # the backchannel-IPU view: Ekstedt & Skantze 2022's heuristic
     backchannel_inside: float = 0.5  # share of the unit inside the partner's speech
     lapse: Seconds = 1.0  # gaps longer than this are lapses (Jefferson's ~1 s standard maximum)
     long_silence: Seconds = 0.25  # shift/hold share at silences above this (Inoue et al. 2024)
 
     def __post_init__(self) -> None:
-        for name in ("ipu_silence", "backchannel_max", "lapse", "long_silence"):
+        for name in ("ipu_silence", "within_max", "backchannel_max", "lapse", "long_silence"):
             if getattr(self, name) < 0:
                 raise JmoshiError(f"{name} must not be negative", key=f"stats.{name}")
         if not 0 < self.backchannel_inside <= 1:
@@ -90,9 +92,9 @@ class DialogueStats:
     pauses: np.ndarray
     gaps: np.ndarray
     overlaps: np.ndarray
-    overlap_kind: np.ndarray  # int [K]: BETWEEN, WITHIN or OTHER per overlap
+    overlap_kind: np.ndarray  # int [K]: BETWEEN or WITHIN per overlap (dGSLM)
     fto: np.ndarray  # float [K]: floor-transfer offset per speaker change, chronological
-    backchannels: tuple[np.ndarray, np.ndarray]
+    backchannels: tuple[np.ndarray, np.ndarray]  # the backchannel-IPU view (not dGSLM), per channel
     long_silences: int = 0  # interior mutual silences longer than StatsOptions.long_silence
     long_silence_shifts: int = 0  # ... of which the other speaker spoke next
 
@@ -121,7 +123,7 @@ class DialogueStats:
             "overlaps_between": int(np.sum(self.overlap_kind == BETWEEN)),
             "overlaps_within": int(np.sum(self.overlap_kind == WITHIN)),
             "speaker_changes": len(self.fto),
-            "backchannels": len(self.backchannels[0]) + len(self.backchannels[1]),
+            "backchannel_ipus": len(self.backchannels[0]) + len(self.backchannels[1]),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,13 +259,13 @@ def _events(
     is_gap = silence & (next_speaker != before)
     is_pause = silence & (next_speaker == before)
     is_overlap = s == 3
-    kind = np.full(len(s), OTHER, dtype=np.int8)
-    kind[is_overlap & (before >= 0) & (after >= 0) & (before != after)] = BETWEEN
-    kind[is_overlap & (before >= 0) & (before == after)] = WITHIN
+    kind = _overlap_kinds(seg[is_overlap, 0], ipu_frames, options.within_max / sec - 1e-9)
+    kind_of_seg = np.zeros(len(s), dtype=np.int8)
+    kind_of_seg[is_overlap] = kind
 
     seg_s = seg * sec
     dur = seg_s[:, 1] - seg_s[:, 0]
-    change = is_gap | (is_overlap & (kind == BETWEEN))
+    change = is_gap | (kind_of_seg == BETWEEN)
     fto = np.where(is_gap, dur, -dur)[change]
     long_silence = silence & (dur > options.long_silence + 1e-9)
 
@@ -274,7 +276,7 @@ def _events(
         pauses=seg_s[is_pause],
         gaps=seg_s[is_gap],
         overlaps=seg_s[is_overlap],
-        overlap_kind=kind[is_overlap],
+        overlap_kind=kind,
         fto=fto,
         backchannels=tuple(  # type: ignore[arg-type]
             _backchannels(ipu_frames[c], ipu_frames[1 - c], active[1 - c], options, sec) * sec for c in (0, 1)
@@ -282,6 +284,22 @@ def _events(
         long_silences=int(long_silence.sum()),
         long_silence_shifts=int((long_silence & is_gap).sum()),
     )
+
+
+def _overlap_kinds(starts: np.ndarray, ipus: list[np.ndarray], within_max: float) -> np.ndarray:
+    """dGSLM kind of each overlap starting at frame ``starts``: WITHIN when the shorter of the two
+    IPUs it lies in sits entirely inside the other and is shorter than ``within_max`` frames."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.int8)
+    # A maximal double-talk stretch lies inside exactly one IPU of each channel.
+    a = ipus[0][np.searchsorted(ipus[0][:, 0], starts, side="right") - 1]
+    b = ipus[1][np.searchsorted(ipus[1][:, 0], starts, side="right") - 1]
+    a_shorter = (a[:, 1] - a[:, 0]) <= (b[:, 1] - b[:, 0])
+    short = np.where(a_shorter[:, None], a, b)
+    long = np.where(a_shorter[:, None], b, a)
+    inside = (short[:, 0] >= long[:, 0]) & (short[:, 1] <= long[:, 1])
+    within = inside & ((short[:, 1] - short[:, 0]) < within_max)
+    return np.where(within, WITHIN, BETWEEN).astype(np.int8)
 
 
 def _mask(intervals: np.ndarray, n: int) -> np.ndarray:

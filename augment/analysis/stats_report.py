@@ -27,9 +27,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "gaps_per_min": ("gaps / min", "num"),
     "overlaps_per_min": ("overlaps / min", "num"),
     "speaker_changes_per_min": ("speaker changes / min", "num"),
-    "overlapped_share": ("overlapped speaker changes", "pct"),
-    "within_overlaps_per_min": ("overlaps within a turn / min", "num"),
-    "backchannels_per_min": ("backchannels / min", "num"),
+    "overlapped_share": ("overlapped speaker changes (between / (gaps + between))", "pct"),
+    "within_overlaps_per_min": ("within overlaps (backchannel-like) / min", "num"),
+    "between_overlaps_per_min": ("between overlaps / min", "num"),
+    "backchannel_ipus_per_min": ("backchannel IPUs (not dGSLM: ≤ 1 s, ≥ half inside) / min", "num"),
     "ipu_median": ("IPU median", "sec"),
     "pause_median": ("pause median", "sec"),
     "gap_median": ("gap median", "sec"),
@@ -77,10 +78,13 @@ def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += [
         "",
-        "Human reference: J-Moshi's five Mimi-resynthesised human dialogues (docs/turn-taking.md). Events as in "
-        "dGSLM: IPUs bridge silences < 200 ms; a gap is a silence at a speaker change, a pause one within "
-        "a turn; an overlapped speaker change is an overlap whose sides have different speakers; a "
-        "backchannel is an IPU ≤ 1 s at least half inside the partner's speech, the partner keeping the floor.",
+        "Human reference: J-Moshi's five Mimi-resynthesised human dialogues, measured by this same code "
+        "(docs/turn-taking.md). Events as in dGSLM (Nguyen et al. 2023): IPUs are speech whose "
+        "inner silences are < 200 ms (blips < 50 ms dropped); a pause is a silence between IPUs of one speaker, "
+        "a gap one at a speaker change; an overlap is *within* (backchannel-like) when the shorter IPU lies "
+        "entirely inside the other's and lasts < 1 s, else *between*; overlapped share = between / (gaps + "
+        "between). Backchannel IPUs are a separate, non-dGSLM view: an IPU ≤ 1 s at least half inside the "
+        "partner's speech, the partner keeping the floor.",
         "",
         "![floor-transfer offsets](fto.png)",
         "",

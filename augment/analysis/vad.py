@@ -42,7 +42,7 @@ class VadOptions:
     min_snr_db: float = 12.0  # speech must start this far above the noise floor
     dynamic_range_db: float = 40.0  # speech quieter than level - this is not speech
     hysteresis_db: float = 6.0  # once started, speech continues down to on - this
-    min_speech: Seconds = 0.06  # shorter runs are clicks; a backchannel うん lasts > 150 ms
+    min_speech: Seconds = 0.05  # dGSLM drops speech blips < 50 ms (clicks); a backchannel うん lasts > 150 ms
 
     def __post_init__(self) -> None:
         if not 0 < self.frame <= 0.1:

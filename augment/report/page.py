@@ -21,7 +21,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7
 PLAN, HUMAN = "plan (recipe)", "human reference"
 # The metrics whose bars are drawn; the table lists every metric of stats_report.METRICS.
 PLOTTED = [
-    "ipus_per_min", "speaker_changes_per_min", "overlapped_share", "backchannels_per_min",
+    "ipus_per_min", "speaker_changes_per_min", "overlapped_share", "within_overlaps_per_min",
     "overlaps_per_min", "gap_median", "overlap_median", "fto_median",
 ]
 # (title, events of one dialogue as [K, 2] intervals or [K] values, histogram bin edges)

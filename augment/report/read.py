@@ -137,8 +137,8 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
         warnings.append("no turn-taking stats")
     counts = stats.counts() if stats else {}
     planned = entry.get("planned") if isinstance(entry.get("planned"), dict) else {}
-    if planned.get("backchannels", 0) >= 2 and stats and counts["backchannels"] == 0:
-        warnings.append(f"planned {planned['backchannels']} backchannels, detector found none")
+    if planned.get("backchannels", 0) >= 2 and stats and counts["overlaps_within"] == 0:
+        warnings.append(f"planned {planned['backchannels']} backchannels, detector found no within overlap")
     silences = [e - s for s, e in [*(stats.gaps.tolist() if stats else []), *(stats.pauses.tolist() if stats else [])]]
     if silences and max(silences) > LONG_SILENCE:
         warnings.append(f"silence of {max(silences):.1f} s")
@@ -154,7 +154,7 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
         "duration": round(duration, 3),
         "turns": entry.get("turns"),
         "overlaps": counts.get("overlaps"),
-        "backchannels": counts.get("backchannels"),
+        "backchannels": counts.get("overlaps_within"),  # dGSLM within overlaps: what a placed aizuchi should be
         # the planner's counters omit zeros
         "planned_overlaps": planned.get("overlaps", 0) if planned else None,
         "planned_backchannels": planned.get("backchannels", 0) if planned else None,

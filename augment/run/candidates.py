@@ -45,10 +45,10 @@ class Scorer(Protocol):
 # Relative tolerance per statistic: a miss by this much costs 1 (the human reference values, and
 # an absolute 0.3 for the share, so no term can dominate because of its unit).
 TURN_TAKING_SCALES: dict[str, float] = {
-    "ipus_per_min": 47.0,
+    "ipus_per_min": 45.8,
     "overlapped_share": 0.3,
-    "backchannels_per_min": 6.7,
-    "gap_median": 0.4,
+    "within_overlaps_per_min": 6.7,
+    "gap_median": 0.3,
 }
 
 
@@ -58,7 +58,7 @@ class TurnTakingTarget:
 
     ipus_per_min: float | None = None
     overlapped_share: float | None = None
-    backchannels_per_min: float | None = None
+    within_overlaps_per_min: float | None = None
     gap_median: float | None = None
 
     @classmethod
@@ -75,9 +75,10 @@ class TurnTakingTarget:
         changes = e.get("speaker_changes", 0)
         overlapped = e.get("overlaps", 0) + e.get("interruptions", 0)
         return cls(
-            ipus_per_min=len(timeline.placements) / minutes if minutes > 0 else None,
+            # stretches the planner joins (silence < 200 ms) make one IPU
+            ipus_per_min=(len(timeline.placements) - e.get("joins", 0)) / minutes if minutes > 0 else None,
             overlapped_share=overlapped / changes if changes else None,
-            backchannels_per_min=e.get("backchannels", 0) / minutes if minutes > 0 else None,
+            within_overlaps_per_min=e.get("backchannels", 0) / minutes if minutes > 0 else None,
         )
 
     def items(self) -> list[tuple[str, float]]:

@@ -18,7 +18,6 @@ from jmoshi_augment.augment.types import (
 from jmoshi_augment.constants import MIX_PEAK_LIMIT
 
 
-
 def speech_rms(audio: np.ndarray, spans: list[tuple[int, int]]) -> float:
     """RMS over the samples where the channel speaks (silence between turns must not count)."""
     if not spans:
@@ -47,11 +46,18 @@ def mix(
     words: list[AlignedWord] = []
     for p in timeline.placements:
         seg = rendered[p.segment]
+        src_a = int(round(p.start * SAMPLE_RATE))
+        src_b = len(seg.audio) if p.end is None else int(round(p.end * SAMPLE_RATE))
+        piece = seg.audio[src_a:src_b]
         a = int(round(p.offset * SAMPLE_RATE))
-        b = min(a + len(seg.audio), num_samples)
-        audio[p.channel, a:b] += seg.audio[: b - a]
+        b = min(a + len(piece), num_samples)
+        audio[p.channel, a:b] += piece[: b - a]
         spans[p.channel].append((a, b))
-        words.extend(AlignedWord(w.word, p.offset + w.start, p.offset + w.end, p.channel) for w in seg.words)
+        shift = p.offset - p.start
+        end = seg.duration if p.end is None else p.end
+        words.extend(
+            AlignedWord(w.word, shift + w.start, shift + w.end, p.channel) for w in seg.words if p.start <= w.start < end
+        )
 
     for ch in (MAIN, OTHER):
         rms = speech_rms(audio[ch], spans[ch])

@@ -1,23 +1,35 @@
-"""Turn-taking planner: where each rendered segment starts, on which channel.
+"""Turn-taking planner: where each rendered stretch of speech starts, on which channel.
 
-Planning happens after rendering because OpenJTalk decides how long a sentence lasts; the planner
-only needs each segment's duration and word timings, so it stays a pure function of
-(script, rendered segments, options, random generator). Distributions and their sources are in
-:class:`~jmoshi_augment.recipe.TimingConfig`.
+Planning happens after rendering because the TTS decides how long a sentence lasts and where it
+leaves silence; the planner only reads each segment's duration and word timings, so it stays a
+pure function of (script, rendered segments, options, random generator). Every distribution and
+its source is in :class:`~jmoshi_augment.recipe.TimingConfig`.
+
+What it does, in the terms of the dGSLM events that ``stats`` measures (IPUs bridge silences
+< 200 ms; an overlap is *within* when the shorter IPU lies entirely inside the other's):
+
+- **Junctions inside a turn.** Between two sentences, and at each word boundary where the TTS
+  left a silence (OpenJTalk pauses at every 、), the planner decides: a *pause* (a human-like
+  length, ≥ the IPU threshold, so a new IPU starts) or a *join* (a silence short enough that the
+  IPU stays whole). A join inside a rendered sentence is made by cutting the segment's audio in
+  the middle of that silence and placing the two pieces closer (:class:`Placement` ``start``/
+  ``end``): the cut falls in silence, so nothing audible is edited.
+- **Speaker changes** draw a floor-transfer offset (gap, overlap or an early cut-in) measured
+  between the speech itself (word timings), not the padded audio.
+- **Aizuchi** sit inside the partner's ongoing speech: the junction at its anchor is joined, its
+  onset follows the phrase end by a short delay, and it must end before the partner's next phrase
+  boundary; if it cannot, or it would touch the listener's own speech, it is dropped and counted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-
 import numpy as np
 
 from jmoshi_augment.augment.types import MAIN, OTHER, Placement, RenderedSegment, Seconds, SpokenScript, Timeline
 from jmoshi_augment.recipe import TimingConfig
 
-MIN_PAUSE = 0.2  # a pause shorter than the 200 ms IPU threshold would merge two sentences into one IPU
-MIN_GAP = 0.02
-BACKCHANNEL_CLEARANCE = 0.15  # keep a listener's aizuchi this far from their own speech
+_PHRASE_END = ("、", "。", "！", "？", "…", ",", "!", "?")
 
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
@@ -25,17 +37,35 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
 
 
 def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration: Seconds) -> tuple[str, Seconds]:
-    """Floor-transfer offset of a speaker change: negative = overlap, positive = gap."""
+    """Floor-transfer offset of a speaker change between speech: negative = overlap, positive = gap."""
     u = rng.random()
     if u < cfg.interruption_prob:
         # cut in well before the end, but never before the previous speaker has said something
-        depth = float(rng.uniform(0.5 * cfg.interruption_max, cfg.interruption_max))
-        return "interruption", -min(depth, 0.6 * prev_duration)
+        depth = float(rng.uniform(cfg.interruption_min, cfg.interruption_max))
+        return "interruption", -min(depth, cfg.interruption_max_share * prev_duration)
     if u < cfg.interruption_prob + cfg.overlap_prob:
         depth = min(_lognormal(rng, cfg.overlap_median, cfg.gap_sigma), cfg.overlap_max)
-        return "overlap", -min(depth, 0.4 * prev_duration)
+        return "overlap", -min(depth, cfg.overlap_max_share * prev_duration)
     median = cfg.gap_long_median if rng.random() < cfg.gap_long_prob else cfg.gap_short_median
-    return "gap", max(MIN_GAP, _lognormal(rng, median, cfg.gap_sigma))
+    return "gap", max(cfg.min_gap, _lognormal(rng, median, cfg.gap_sigma))
+
+
+def sample_pause(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
+    """Silence of a pause inside a turn (between speech), clipped to ``[pause_min, pause_max]``."""
+    return float(np.clip(_lognormal(rng, cfg.pause_median, cfg.pause_sigma), cfg.pause_min, cfg.pause_max))
+
+
+def _cut_points(r: RenderedSegment, cfg: TimingConfig) -> list[int]:
+    """Word indices ``j`` after which the TTS left a silence the planner may shorten or lengthen."""
+    return [j for j in range(len(r.words) - 1) if r.words[j + 1].start - r.words[j].end >= cfg.splice_min]
+
+
+def _junction_kind(words, j: int) -> str:
+    """Where a person would pause: after an opening filler or interjection, at a clause comma."""
+    w = words[j]
+    if j == 0 and (w.pos == "フィラー" or w.pos.startswith("感動詞")):
+        return "filler"
+    return "clause"
 
 
 def plan_timeline(
@@ -45,87 +75,156 @@ def plan_timeline(
     main_speaker: str,
     rng: np.random.Generator,
 ) -> Timeline:
-    """Place speech segments in order (pauses within a turn, sampled offsets at speaker changes),
-    then each backchannel shortly after its anchor word in the partner's speech, inside the
-    partner's turn. Backchannels that would collide with the listener's own speech are dropped
-    and counted."""
+    """Place every speech segment (cut into pieces at the junctions the planner re-times), then
+    each aizuchi inside the partner's ongoing speech. Planned event counts go in ``events``."""
     channel_of = {s: (MAIN if s == main_speaker else OTHER) for s in script.speakers}
+    segs = script.segments
     events: Counter = Counter()
-    placements: list[Placement] = []
-    start_of: dict[int, Seconds] = {}
-    busy: dict[int, list[tuple[Seconds, Seconds]]] = {MAIN: [], OTHER: []}
 
-    # Each aizuchi's delay after its anchor word, and the share of it the partner talks over
-    # when resuming: Japanese speakers go on while the listener says うん, so an aizuchi sits
-    # inside the partner's speech rather than alone in a pause.
-    bc_delay: dict[int, Seconds] = {}
-    bc_inside: dict[int, float] = {}
-    bc_at: dict[tuple[int, int, int], int] = {}  # (turn, sentence, word) → backchannel segment
-    for i, seg in enumerate(script.segments):
+    # Junctions an aizuchi is anchored at are joined, so the partner's IPU stays whole around it.
+    anchored: set[tuple[int, int, int]] = set()  # (turn, sentence, word)
+    for i, seg in enumerate(segs):
         if seg.kind == "backchannel" and seg.anchor is not None and rendered[i].duration > 0:
-            bc_delay[i] = min(_lognormal(rng, cfg.backchannel_delay_median, cfg.gap_sigma), cfg.backchannel_delay_max)
-            bc_inside[i] = float(rng.uniform(0.55, 0.9))
-            bc_at.setdefault((seg.turn, *seg.anchor), i)
+            anchored.add((seg.turn, *seg.anchor))
 
-    prev_end: Seconds = cfg.lead_in
-    prev, prev_dur = None, 0.0  # previous placed speech segment
-    for i, seg in enumerate(script.segments):
-        if seg.kind != "speech" or rendered[i].duration == 0:
+    placements: list[Placement] = []
+    word_at: dict[tuple[int, int], Seconds] = {}  # (segment, word) → dialogue time of the word's start
+    busy: dict[int, list[tuple[Seconds, Seconds]]] = {MAIN: [], OTHER: []}  # speech spans per channel
+    floor_end: Seconds = cfg.lead_in  # when everything said so far has ended (speech time)
+    prev = None  # previous placed speech segment
+    prev_speech: Seconds = 0.0  # its speech duration
+    prev_end: Seconds = 0.0  # its last word's end
+    for i, seg in enumerate(segs):
+        r = rendered[i]
+        if seg.kind != "speech" or r.duration == 0 or not r.words:
             continue
-        dur = rendered[i].duration
         ch = channel_of[seg.speaker]
+        lead = r.words[0].start
+        if prev is None or prev.turn != seg.turn:
+            run = 0.0  # morae since the speaker's last pause
         if prev is None:
-            start = cfg.lead_in
-        elif prev.speaker == seg.speaker:
-            pause = max(MIN_PAUSE, _lognormal(rng, cfg.pause_median, cfg.gap_sigma))
-            bc = bc_at.get((prev.turn, prev.sentence, len(prev.words) - 1)) if prev.turn == seg.turn else None
-            if bc is not None:  # resume while the listener's aizuchi is still sounding
-                pause = min(pause, max(MIN_PAUSE, bc_delay[bc] + (1 - bc_inside[bc]) * rendered[bc].duration))
-            start = prev_end + pause
-            events["pauses"] += 1
+            onset = cfg.lead_in + lead
+        elif prev.speaker == seg.speaker and prev.turn == seg.turn:
+            anchor = (seg.turn, prev.sentence, len(prev.words) - 1) in anchored
+            silence, run = _junction(rng, cfg, cfg.pause_prob_sentence, run, anchor, events)
+            onset = prev_end + silence  # from the speaker's own last word, whatever the partner does
         else:
-            kind, offset = sample_transition(rng, cfg, prev_dur)
-            start = prev_end + offset
+            kind, offset = sample_transition(rng, cfg, prev_speech)
+            onset = floor_end + offset
             events[kind + "s"] += 1
             events["speaker_changes"] += 1
         if busy[ch]:  # a channel never talks over itself
-            start = max(start, busy[ch][-1][1] + MIN_PAUSE)
-        placements.append(Placement(i, ch, start))
-        start_of[i] = start
-        busy[ch].append((start, start + dur))
-        prev_end = max(prev_end, start + dur)  # the floor is free once everyone so far has finished
-        prev, prev_dur = seg, dur
+            onset = max(onset, busy[ch][-1][1] + cfg.min_gap)
 
-    where = {(s.turn, s.sentence): i for i, s in enumerate(script.segments) if s.kind == "speech" and i in start_of}
-    for i in bc_delay:
-        seg = script.segments[i]
+        # Pieces: cut at every TTS silence, each re-timed as a pause or a join.
+        cuts = _cut_points(r, cfg)
+        bounds = [0.0] + [(r.words[j].end + r.words[j + 1].start) / 2 for j in cuts] + [r.duration]
+        word_bounds = [0] + [j + 1 for j in cuts] + [len(r.words)]
+        shift = onset - lead  # dialogue time of segment time 0 for the current piece
+        for k in range(len(bounds) - 1):
+            if k > 0:
+                j = cuts[k - 1]
+                tts_silence = r.words[j + 1].start - r.words[j].end
+                run += sum(w.morae for w in seg.words[word_bounds[k - 1] : word_bounds[k]])
+                if _junction_kind(seg.words, j) == "filler":  # hesitation: not a matter of breath
+                    silence, run = _junction(rng, cfg, cfg.pause_prob_filler, run, False, events, by_length=False)
+                else:
+                    anchor = (seg.turn, seg.sentence, j) in anchored
+                    silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, anchor, events)
+                shift += silence - tts_silence
+            placements.append(Placement(i, ch, shift + bounds[k], bounds[k], bounds[k + 1]))
+            for w in range(word_bounds[k], word_bounds[k + 1]):
+                word_at[(i, w)] = shift + r.words[w].start
+        run += sum(w.morae for w in seg.words[word_bounds[-2] :])
+        speech_start, speech_end = onset, shift + r.words[-1].end
+        busy[ch].append((speech_start, speech_end))
+        floor_end = max(floor_end, speech_end)
+        prev, prev_speech, prev_end = seg, speech_end - speech_start, speech_end
+
+    _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng)
+
+    ends = [p.offset + ((p.end if p.end is not None else rendered[p.segment].duration) - p.start) for p in placements]
+    duration = max(ends, default=0.0) + cfg.tail
+    placements.sort(key=lambda p: (p.offset, p.channel))
+    return Timeline(tuple(placements), duration, main_speaker, dict(events))
+
+
+def _join(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
+    return float(rng.uniform(cfg.join_silence_min, cfg.join_silence_max))
+
+
+def _junction(
+    rng: np.random.Generator,
+    cfg: TimingConfig,
+    prob: float,
+    run: float,
+    anchored: bool,
+    events: Counter,
+    by_length: bool = True,
+) -> tuple[Seconds, float]:
+    """Silence at a junction inside a turn, and the morae run after it. With ``by_length`` a pause
+    gets likelier the longer the speaker has talked since the last one (``run`` morae); a junction
+    with an aizuchi anchored is always joined. Draws the same random numbers whatever the outcome,
+    so one decision never shifts the others."""
+    u, pause, join = rng.random(), sample_pause(rng, cfg), _join(rng, cfg)
+    p = prob * min(1.0, run / cfg.pause_unit_morae) if by_length else prob
+    if not anchored and u < p:
+        events["pauses"] += 1
+        return pause, 0.0
+    events["joins"] += 1
+    return join, run
+
+
+def _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng) -> None:
+    """Each aizuchi: onset a short delay after its anchor word ends, speech over before the
+    partner's next phrase boundary (so it lies inside the partner's IPU), clear of the listener's
+    own speech. Draws one delay per aizuchi in script order, placed or not (determinism)."""
+    segs = script.segments
+    host_of = {(s.turn, s.sentence): i for i, s in enumerate(segs) if s.kind == "speech" and (i, 0) in word_at}
+    for i, seg in enumerate(segs):
+        r = rendered[i]
+        if seg.kind != "backchannel" or seg.anchor is None or r.duration == 0 or not r.words:
+            continue
+        delay = float(np.clip(_lognormal(rng, cfg.backchannel_delay_median, cfg.gap_sigma),
+                              cfg.backchannel_delay_min, cfg.backchannel_delay_max))
         si, wi = seg.anchor
-        host = where.get((seg.turn, si))
+        host = host_of.get((seg.turn, si))
         if host is None or wi >= len(rendered[host].words):
             events["backchannels_dropped"] += 1
             continue
-        anchor_end = start_of[host] + rendered[host].words[wi].end
-        dur = rendered[i].duration
-        start = anchor_end + bc_delay[i]
-        # where the partner speaks again: the next word of the sentence, or the next sentence
-        if wi + 1 < len(rendered[host].words):
-            resume = start_of[host] + rendered[host].words[wi + 1].start
-        else:
-            resume = start_of.get(where.get((seg.turn, si + 1), -1))
-        if resume is not None and start + (1 - bc_inside[i]) * dur < resume:
-            # it would end (mostly) in the partner's pause: start later, but never so late that it
-            # reads as hesitation
-            start = min(resume - (1 - bc_inside[i]) * dur, anchor_end + cfg.backchannel_delay_max)
-        end = start + dur
-        ch = channel_of[seg.speaker]
-        if any(s - BACKCHANNEL_CLEARANCE < end and start < e + BACKCHANNEL_CLEARANCE for s, e in busy[ch]):
+        hw = rendered[host].words
+        anchor_end = word_at[(host, wi)] + (hw[wi].end - hw[wi].start)
+        boundary = _next_boundary(segs, rendered, word_at, host, wi)
+        speech = r.words[-1].end - r.words[0].start
+        onset = anchor_end + delay
+        latest = None if boundary is None else boundary - cfg.backchannel_margin - speech
+        if latest is not None and onset > latest:
+            onset = latest  # come in sooner rather than run past the partner's next boundary
+        if latest is None or onset < anchor_end + cfg.backchannel_delay_min or speech >= cfg.backchannel_max:
             events["backchannels_dropped"] += 1
+            events["backchannels_no_room"] += 1
             continue
-        placements.append(Placement(i, ch, start))
+        start, end = onset, onset + speech
+        ch = channel_of[seg.speaker]
+        if any(s - cfg.backchannel_clearance < end and start < e + cfg.backchannel_clearance for s, e in busy[ch]):
+            events["backchannels_dropped"] += 1
+            events["backchannels_listener_busy"] += 1
+            continue
+        placements.append(Placement(i, ch, onset - r.words[0].start))
         busy[ch].append((start, end))
         busy[ch].sort()
         events["backchannels"] += 1
 
-    duration = max((p.offset + rendered[p.segment].duration for p in placements), default=0.0) + cfg.tail
-    placements.sort(key=lambda p: (p.offset, p.channel))
-    return Timeline(tuple(placements), duration, main_speaker, dict(events))
+
+def _next_boundary(segs, rendered, word_at, host: int, wi: int) -> Seconds | None:
+    """Dialogue time of the end of the partner's next phrase after word ``wi`` of segment
+    ``host``: the next word ending in punctuation, or the end of a sentence. ``None`` when the
+    partner says nothing more in that turn."""
+    seg = segs[host]
+    words = rendered[host].words
+    for w in range(wi + 1, len(words)):
+        if w == len(words) - 1 or seg.words[w].surface.endswith(_PHRASE_END):
+            return word_at[(host, w)] + (words[w].end - words[w].start)
+    nxt = next((i for i, s in enumerate(segs) if s.kind == "speech" and s.turn == seg.turn
+                and s.sentence == seg.sentence + 1 and (i, 0) in word_at), None)
+    return None if nxt is None else _next_boundary(segs, rendered, word_at, nxt, -1)
