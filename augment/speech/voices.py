@@ -8,7 +8,7 @@ and ``models.json`` say what each dialogue got.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -41,27 +41,40 @@ def _canonical(style: object) -> object:
     return VoiceConfig(name="_", style=style).style
 
 
-def draw_voice_pair(space: VoiceSpaceConfig, rng: np.random.Generator, *, with_styles: bool) -> tuple[VoiceConfig, VoiceConfig]:
-    """Two voices that differ in dominant stock style (when the backend has styles) and by at least
-    ``min_half_tone_gap`` semitones in pitch; speeds drawn independently."""
+def base_pitch(style: object, style_pitch: Mapping[str, float] | None) -> float:
+    """A style's own pitch (semitones re 100 Hz): a stock voice's measured median F0, a blend's
+    weighted mean of its voices' (an approximation); 0 when the backend has no such figures."""
+    if not style_pitch or style is None:
+        return 0.0
+    pairs = ((style, 1.0),) if isinstance(style, str) else style
+    return float(sum(w * style_pitch[n] for n, w in pairs))
+
+
+def draw_voice_pair(space: VoiceSpaceConfig, rng: np.random.Generator, *, with_styles: bool,
+                    style_pitch: Mapping[str, float] | None = None) -> tuple[VoiceConfig, VoiceConfig]:
+    """Two voices that differ in dominant stock style (when the backend has styles) and whose
+    resulting pitches (the style's own pitch plus the shift) lie at least ``min_half_tone_gap``
+    semitones apart; speeds drawn independently."""
     primaries = [str(s) for s in rng.choice(space.styles, size=2, replace=False)]
+    styles: list[object] = [None, None]
+    if with_styles:
+        for k, primary in enumerate(primaries):
+            others = [s for s in space.styles if s not in primaries]
+            styles[k] = _canonical(_style(primary, others, rng, space.blend_prob, space.blend_max))
+    base = [base_pitch(st, style_pitch if with_styles else None) for st in styles]
     lo, hi = space.half_tone
     pitches = [float(rng.uniform(lo, hi))]
     for _ in range(PAIR_TRIES):
         h = float(rng.uniform(lo, hi))
-        if abs(h - pitches[0]) >= space.min_half_tone_gap:
+        if abs(base[1] + h - base[0] - pitches[0]) >= space.min_half_tone_gap:
             break
-    else:  # the gap is satisfiable (checked by the recipe): take the end of the range farther away
-        h = lo if pitches[0] - lo >= hi - pitches[0] else hi
+    else:  # take the end of the range that puts the second voice farther from the first
+        h = max((lo, hi), key=lambda x: abs(base[1] + x - base[0] - pitches[0]))
     pitches.append(h)
     voices = []
-    for k, (primary, half_tone) in enumerate(zip(primaries, pitches)):
+    for style, half_tone in zip(styles, pitches):
         speed = round(float(rng.uniform(*space.speed)), 4)
         half_tone = round(half_tone, 3)
-        style = None
-        if with_styles:
-            others = [s for s in space.styles if s not in primaries]
-            style = _canonical(_style(primary, others, rng, space.blend_prob, space.blend_max))
         voices.append(VoiceConfig(name=voice_label(style, half_tone, speed), style=style, half_tone=half_tone, speed=speed))
     return voices[0], voices[1]
 
@@ -96,4 +109,4 @@ def voice_record(voice: VoiceConfig) -> dict[str, object]:
     }
 
 
-__all__ = ["draw_voice_pair", "vary_voice", "voice_label", "voice_record"]
+__all__ = ["base_pitch", "draw_voice_pair", "vary_voice", "voice_label", "voice_record"]

@@ -41,7 +41,11 @@ MEMO_SIZE = 256
 # decoder fills with silence; the end is trimmed where the audio falls below this level re its
 # peak, for 10 ms (the start needs no such rule: measured onsets lead the predicted ones by <25 ms).
 END_SILENCE_DB = -50.0
-PITCH_DENOMINATOR = 32  # resampling ratio p/q with q <= 32: within 0.03 semitones of the request
+PITCH_DENOMINATOR = 32
+# Each stock voice's own median F0, semitones re 100 Hz, at speed 1 with no shift (six sample
+# sentences; `bench/kokoro_voices.py pitches`): the voice space keeps a dialogue's two resulting
+# pitches apart, which a shift alone does not (jf_nezumi +2 st sounds where jf_gongitsune does).
+STYLE_PITCH = {"jf_alpha": 17.4, "jf_gongitsune": 15.0, "jf_nezumi": 14.3, "jf_tebukuro": 20.8, "jm_kumo": 2.1}  # resampling ratio p/q with q <= 32: within 0.03 semitones of the request
 
 
 @lru_cache(maxsize=1)
@@ -116,6 +120,7 @@ class KokoroBackend:
 
     name = "kokoro"
     styles = KOKORO_VOICES  # the pipeline draws voice styles only for backends that have them
+    style_pitch = STYLE_PITCH
 
     def __init__(self, margin: Seconds = EDGE_MARGIN, threads: int = 1, device: str = "cpu", model: str | None = None) -> None:
         if not 0 <= margin <= 1:
