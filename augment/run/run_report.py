@@ -42,6 +42,8 @@ def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
         }
     else:  # the voices themselves are drawn per dialogue: see dialogue_voices, added at the end of the run
         files["voice_space"] = recipe.tts.voice_space.model_dump(mode="json")
+        if recipe.tts.backend == "openjtalk":
+            files["voices"] = {"drawn from voice_space": "bundled mei_normal.htsvoice"}
     if recipe.tts.backend == "kokoro":
         files["kokoro"] = kokoro_files()
     neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
