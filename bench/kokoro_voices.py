@@ -3,6 +3,7 @@ distinct and how spread the voices of a synth run are.
 
     # word onsets: sentences of the first N sample dialogues, voices drawn as a run draws them
     .venv/bin/python bench/kokoro_voices.py onsets --dialogues 3
+    .venv/bin/python bench/kokoro_voices.py onsets --first 3 --dialogues 6    # held out from the rule
     # voices: over a finished run's wav output (e.g. the README's sample run)
     .venv/bin/python bench/kokoro_voices.py voices /tmp/sample
     # each stock voice's own pitch (STYLE_PITCH in augment/speech/tts/kokoro.py)
@@ -24,7 +25,7 @@ import numpy as np
 SR = 24_000
 
 
-def onsets(dialogues: int) -> None:
+def onsets(dialogues: int, first: int = 0) -> None:
     from jmoshi_augment.augment.analysis.onsets import energy_onsets
     from jmoshi_augment.augment.speech.tts import get_backend
     from jmoshi_augment.augment.speech.voices import draw_voice_pair
@@ -35,7 +36,7 @@ def onsets(dialogues: int) -> None:
     sample = Path(__file__).resolve().parents[1] / "jmoshi_augment" / "data" / "sample.jsonl"
     backend = get_backend("kokoro")
     errors, signed, closures, n = [], [], 0, 0
-    for d, line in enumerate(sample.read_text(encoding="utf-8").splitlines()[:dialogues]):
+    for d, line in enumerate(sample.read_text(encoding="utf-8").splitlines()[first : first + dialogues], start=first):
         pair = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng([0, d]), with_styles=True, style_pitch=backend.style_pitch)
         for k, turn in enumerate(json.loads(line)["turns"]):
             for text in split_sentences(normalize_text(turn["text"]), 80):
@@ -89,7 +90,7 @@ def voices(run: Path) -> None:
     pitches = np.array([p.pitch for p in profiles])
     timbres = np.stack([p.timbre for p in profiles])
     pair = np.linalg.norm(timbres[:, None] - timbres[None], axis=2)[np.triu_indices(len(profiles), 1)]
-    print(f"spread over the run's {len(profiles)} channels: median pitch sd {pitches.std():.1f} st "
+    print(f"spread over the run's {len(profiles)} channels: pitch sd {pitches.std():.1f} st "
           f"(range {pitches.min():.1f}..{pitches.max():.1f} st re 100 Hz); pairwise timbre distance median {np.median(pair):.2f}")
 
 
@@ -117,12 +118,13 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     o = sub.add_parser("onsets")
     o.add_argument("--dialogues", type=int, default=3)
+    o.add_argument("--first", type=int, default=0, help="skip this many sample dialogues (3..: not used to set the pause rule)")
     v = sub.add_parser("voices")
     v.add_argument("run", type=Path)
     sub.add_parser("pitches")
     args = ap.parse_args()
     if args.cmd == "onsets":
-        onsets(args.dialogues)
+        onsets(args.dialogues, args.first)
     elif args.cmd == "voices":
         voices(args.run)
     else:
