@@ -263,7 +263,8 @@ def test_sample_recipe_speaks_with_kokoro_and_records_the_voices(tmp_path):
     in the unit record and models.json, and a resumed unit re-rendered byte for byte."""
     import json
 
-    from jmoshi_augment.augment.run.pipeline import run_synth, unit_path
+    from jmoshi_augment.augment.run.pipeline import run_synth
+    from jmoshi_augment.augment.run.units import unit_path
     from jmoshi_augment.recipe import load_recipe
 
     out = tmp_path / "o"
