@@ -30,7 +30,7 @@ from jmoshi_augment.augment.speech.tts.kokoro import STYLE_PITCH
 from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
 from jmoshi_augment.augment.speech.voices import draw_voice_pair
 from jmoshi_augment.augment.text.script import normalize_text, split_sentences, to_words
-from jmoshi_augment.augment.types import Segment
+from jmoshi_augment.augment.types import SAMPLE_RATE, Segment
 from jmoshi_augment.recipe import TTSConfig, VoiceSpaceConfig
 
 SAMPLE = Path(__file__).resolve().parents[1] / "jmoshi_augment" / "data" / "sample.jsonl"
@@ -113,7 +113,7 @@ def bench_kokoro(texts: list[str], segments: list[Segment], rounds: int) -> None
         audio = plain.run(None, {"tokens": np.array([[0, *ids, 0]], dtype=np.int64),
                                  "style": table[len(ids) - 1].reshape(1, -1),
                                  "speed": np.array([voice.speed / float(pitch_ratio(voice.half_tone))], dtype=np.float32)})[0]
-        return audio.size / 24_000 / float(pitch_ratio(voice.half_tone))  # the same speech after the pitch shift
+        return audio.size / SAMPLE_RATE / float(pitch_ratio(voice.half_tone))  # the same speech after the pitch shift
 
     def ours(job):
         backend._memo.clear()  # rounds repeat the same requests: time the rendering, not the memo

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-SR = 24_000
+from jmoshi_augment.constants import SAMPLE_RATE as SR  # noqa: E402
 
 
 def onsets(dialogues: int, first: int = 0) -> None:
