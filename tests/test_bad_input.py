@@ -278,7 +278,8 @@ def test_hub_failure_is_one_line_and_fast(tmp_path):
 def test_a_failed_run_does_not_claim_its_folder_and_the_corrected_command_runs(tmp_path):
     out = tmp_path / "out"
     missing = tmp_path / "corpus.jsonl"
-    args = ["synth", str(SAMPLE), "--out", str(out), "--limit", "1", "-q", "-j", "1", "--corpus-path", str(missing)]
+    args = ["synth", str(SAMPLE), "--out", str(out), "--limit", "1", "-q", "-j", "1", "--corpus-path", str(missing),
+            "--set", "tts.backend=openjtalk"]
     assert_one_line(cli(*args), "corpus.jsonl: does not exist")
     assert not (out / "recipe.json").exists()
     missing.write_bytes((ROOT / "jmoshi_augment" / "data" / "sample.jsonl").read_bytes())

@@ -44,7 +44,7 @@ def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     from jmoshi_augment.augment.run.executor_ray import run_synth_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    recipe = load_recipe(SAMPLE, {"output.dir": str(tmp_path / "o")})
+    recipe = load_recipe(SAMPLE, {"output.dir": str(tmp_path / "o"), "tts.backend": "openjtalk"})
     with pytest.raises(JmoshiError, match=r"pip install 'jmoshi-augment\[ray\]'"):
         run_synth_ray(recipe, progress=False)
     assert not (tmp_path / "o").exists()  # nothing written before the check
@@ -74,7 +74,7 @@ def test_cli_rejects_bad_executor_options(tmp_path, args, message):
 
 def test_unit_resources_ask_for_a_gpu_only_where_a_model_runs_on_cuda(tmp_path):
     def recipe(**sets):
-        return load_recipe(SAMPLE, {"output.dir": str(tmp_path), "models.random_weights": True, **sets})
+        return load_recipe(SAMPLE, {"output.dir": str(tmp_path), "models.random_weights": True, "tts.backend": "openjtalk", **sets})
 
     wav, tar = recipe(), recipe(**{"output.formats": ["wav", "tar"]})
     assert unit_resources(wav, cluster_gpus=8) == unit_resources(wav, 0) == UnitResources(1.0, 0.0)
@@ -119,7 +119,7 @@ def recipe_for(sp_path):
     """Two dialogues, one per unit, written as wav + alignments + manifest + token tar shards."""
 
     def make(out: Path, **sets):
-        return load_recipe(SAMPLE, {
+        return load_recipe(SAMPLE, {"tts.backend": "openjtalk",
             "corpus.limit": 2, "output.shard_size": 1, "output.dir": str(out), "workers": 1, "corpus.filters.max_turns": 2,
             "output.formats": ["wav", "tar"], "models.random_weights": True,
             "models.text_tokenizer": str(sp_path), **sets,

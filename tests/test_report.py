@@ -41,7 +41,7 @@ def sample_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("run") / "sample"
     recipe = load_recipe(REPO / "recipes" / "sample.yaml",
-                         {"corpus.limit": 2, "corpus.filters.max_turns": 4, "workers": 1,
+                         {"corpus.limit": 2, "corpus.filters.max_turns": 4, "workers": 1, "tts.backend": "openjtalk",
                           "output.dir": str(out), "output.shard_size": 1})
     run_synth(recipe, progress=False)
     return out

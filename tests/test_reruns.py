@@ -25,7 +25,7 @@ def _files(out: Path) -> set[str]:
 
 def test_a_smaller_limit_never_shrinks_or_orphans_a_finished_run(tmp_path):
     out = tmp_path / "run"
-    base = {"output.dir": str(out), "output.shard_size": 2, "workers": 1}
+    base = {"output.dir": str(out), "output.shard_size": 2, "workers": 1, "tts.backend": "openjtalk"}  # the fast voice: reruns, not voices, are tested
     full = run_synth(load_recipe(SAMPLE, {**base, "corpus.limit": 3}), progress=False)
     assert full.report["renderings"] == 3 and full.units_done == 2
     wavs = sorted(p.name for p in out.rglob("*.wav"))
@@ -43,7 +43,7 @@ def test_a_smaller_limit_never_shrinks_or_orphans_a_finished_run(tmp_path):
 def test_ctrl_c_says_how_to_resume_and_the_same_command_finishes(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "jmoshi_augment.cli", "synth", str(SAMPLE), "--out", str(out), "--limit", "4",
-            "-q", "-j", "2", "--set", "output.shard_size=1"]
+            "-q", "-j", "2", "--set", "output.shard_size=1", "--set", "tts.backend=openjtalk"]
     env = {**os.environ, "NO_TORCH_COMPILE": "1"}
     # a session of its own: Ctrl-C reaches the whole process group, workers included, as in a terminal
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

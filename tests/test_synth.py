@@ -18,6 +18,9 @@ from jmoshi_augment.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 6
+# These check the pipeline (outputs, alignments, determinism, resume), not a voice: they run the
+# sample recipe with the fast backend; tests/test_tts_kokoro.py runs it with its own (kokoro).
+FAST = {"tts.backend": "openjtalk"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "out"
     res = subprocess.run(
         [sys.executable, "-m", "jmoshi_augment.cli", "synth", str(ROOT / "recipes/sample.yaml"),
-         "--limit", str(N), "--out", str(out), "--set", "output.shard_size=2", "-j", "2", "-q"],
+         "--limit", str(N), "--out", str(out), "--set", "output.shard_size=2", "--set", "tts.backend=openjtalk", "-j", "2", "-q"],
         capture_output=True, text=True,
     )
     assert res.returncode == 0, res.stderr
@@ -109,7 +112,7 @@ def test_turn_taking_rates_match_the_recipe(run):
 
 def test_same_seed_gives_byte_identical_output_and_resume_redoes_only_missing_units(run, tmp_path):
     out = tmp_path / "again"
-    recipe = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 2, "output.shard_size": 1,
+    recipe = load_recipe(ROOT / "recipes/sample.yaml", {**FAST, "corpus.limit": 2, "output.shard_size": 1,
                                                         "output.dir": str(out), "workers": 1})
     run_synth(recipe, progress=False)
     for e in _entries(out):
@@ -128,9 +131,9 @@ def test_same_seed_gives_byte_identical_output_and_resume_redoes_only_missing_un
 
 def test_resuming_with_a_different_recipe_is_refused(tmp_path):
     out = tmp_path / "o"
-    recipe = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 1, "output.dir": str(out), "workers": 1})
+    recipe = load_recipe(ROOT / "recipes/sample.yaml", {**FAST, "corpus.limit": 1, "output.dir": str(out), "workers": 1})
     run_synth(recipe, progress=False)
-    other = load_recipe(ROOT / "recipes/sample.yaml", {"corpus.limit": 1, "output.dir": str(out), "seed": 5, "workers": 1})
+    other = load_recipe(ROOT / "recipes/sample.yaml", {**FAST, "corpus.limit": 1, "output.dir": str(out), "seed": 5, "workers": 1})
     with pytest.raises(JmoshiError, match="different recipe"):
         run_synth(other, progress=False)
 
@@ -146,7 +149,7 @@ def test_llm_rewrite_runs_before_the_script_and_is_reported(tmp_path):
         return Reply(json.dumps({"turns": turns}, ensure_ascii=False))
 
     with FakeOpenAI(respond) as server:
-        recipe = load_recipe(ROOT / "recipes/sample.yaml", {
+        recipe = load_recipe(ROOT / "recipes/sample.yaml", {**FAST, 
             "corpus.limit": 2, "output.dir": str(tmp_path / "o"), "workers": 1,
             "rewrite": {"backend": "llm", "model": "fake", "base_url": server.base_url, "concurrency": 2},
         })
@@ -164,12 +167,12 @@ def test_llm_rewrite_runs_before_the_script_and_is_reported(tmp_path):
 def test_a_larger_limit_extends_the_run_and_redoes_a_short_last_unit(tmp_path):
     out = tmp_path / "grow"
     base = {"output.dir": str(out), "output.shard_size": 2, "workers": 1}
-    first = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**base, "corpus.limit": 1}), progress=False)
+    first = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**FAST, **base, "corpus.limit": 1}), progress=False)
     assert first.units_done == 1
-    grown = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**base, "corpus.limit": 3, "workers": 2}), progress=False)
+    grown = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**FAST, **base, "corpus.limit": 3, "workers": 2}), progress=False)
     assert grown.units_resumed == 0 and grown.units_done == 2  # unit 0 held 1 of its 2 dialogues: redone
     assert grown.report["renderings"] == 3
-    again = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**base, "corpus.limit": 3}), progress=False)
+    again = run_synth(load_recipe(ROOT / "recipes/sample.yaml", {**FAST, **base, "corpus.limit": 3}), progress=False)
     assert again.units_resumed == 2 and again.units_done == 0
 
 
@@ -177,7 +180,7 @@ def test_killed_token_run_resumes_to_identical_shards(tmp_path, sp_path):
     """tar + J-Moshi parquet with the local executor: a unit lost to a kill is redone and every
     shard ends byte-identical to an uninterrupted run (random-weight Mimi, tiny tokenizer)."""
     def run(name):
-        recipe = load_recipe(ROOT / "recipes/sample.yaml", {
+        recipe = load_recipe(ROOT / "recipes/sample.yaml", {**FAST, 
             "corpus.limit": 2, "output.shard_size": 1, "output.dir": str(tmp_path / name), "workers": 1,
             "output.formats": ["tar", "jmoshi"], "models.random_weights": True,
             "models.text_tokenizer": str(sp_path), "tokenize.device": "cpu",

