@@ -97,6 +97,19 @@ def test_audio_contract_and_trimming(backend):
             assert np.sqrt(np.mean(r.audio[-edge:] ** 2)) < 0.05 * rms
 
 
+def test_a_word_before_a_comma_ends_where_its_sound_ends(backend):
+    """The predictor stretches the vowel before a comma over the pause; the word's span stops at
+    its sound, so the pause is silence between two words that the planner can re-time."""
+    seg = segment(SENTENCES[2])  # 明日は雨が降るらしいので、傘を...
+    r = backend.render([seg], VOICES[0])[0]
+    k = next(i for i, w in enumerate(seg.words) if w.surface.endswith("、"))
+    end, nxt = r.words[k].end, r.words[k + 1].start
+    assert nxt - end > 0.2, "the comma's pause lies between the two words, not inside the first"
+    frame = SAMPLE_RATE // 100
+    gap = r.audio[int(end * SAMPLE_RATE) + frame: int(nxt * SAMPLE_RATE) - frame]
+    assert np.sqrt(np.mean(gap ** 2)) < 0.05 * np.sqrt(np.mean(r.audio ** 2))
+
+
 def test_word_spans_are_the_models_durations(backend):
     """At pitch 0 the output is the bare model output, cut sample-exactly, and every word starts
     at 600 x (frames of the tokens before it), whatever the trim took off."""

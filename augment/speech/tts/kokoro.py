@@ -238,7 +238,7 @@ class KokoroBackend:
         limit = last - offset  # no word runs into the trimmed-off silence
         timings: list[WordTiming] = []
         cursor = first - offset  # an unvoiced word sits where the previous word ended
-        owners = timing_owners(owners)
+        raw, owners = owners, timing_owners(owners)
         for k, w in enumerate(seg.words):
             mine = np.flatnonzero(owners == k)
             if not mine.size:
@@ -246,6 +246,11 @@ class KokoroBackend:
                 continue
             start = min(starts[mine[0]] * scale - offset, limit)
             end = min(ends[mine[-1]] * scale - offset, limit)
+            if k != raw[speech[-1]] and raw[mine[-1] + 1] == PUNCT:
+                # Before a comma the predictor stretches the last vowel over the pause: the word
+                # ends where its sound does, so the pause is silence the planner can re-time.
+                s0, s1 = (int(round((t + offset) * SAMPLE_RATE)) for t in (start, end))
+                end = min(end, start + audible_end(audio[s0:s1], END_SILENCE_DB))
             timings.append(WordTiming(w.surface, float(start), float(end)))
             cursor = float(end)
         return RenderedSegment(audio=peak_safe(audio[a:b]), words=tuple(timings))
