@@ -337,55 +337,24 @@ def chat(
     opus_workers: int = typer.Option(2, "--opus-workers", min=0, help="Processes for Opus encode/decode, ~1 core each (0 = on the event loop; ~2 ms per session-frame, so 4 for 48 sessions)."),
 ) -> None:
     """Talk to a model: a websocket server with a bundled page, or offline over a wav file."""
-    import asyncio
-
-    import torch
-
-    from jmoshi_augment.runtime.engine import Engine, SamplingOptions
-    from jmoshi_augment.runtime.models import load_model
+    from jmoshi_augment.runtime.launch import ModelSpec, chat_offline, chat_server
 
     if (input is None) != (output is None):
         raise JmoshiError("offline mode needs both --input and --output", key="--input/--output")
+    spec = ModelSpec(model, lm=lm, mimi=mimi, tokenizer=tokenizer, lora=lora, device=device, half=half)
     flags = dict(temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text, seed=seed)
-    SamplingOptions.resolve(None, **flags)  # bad flag combinations fail before the (slow) model load
-    options = None
-    if input is None:
-        from jmoshi_augment.runtime.server import ServerOptions
-
-        options = ServerOptions(host=host, port=port, token=token, record_dir=record_dir,
-                                allow_origins=tuple(allow_origin or ()), idle_timeout_s=idle_timeout,
-                                heartbeat_s=heartbeat, opus_workers=opus_workers)
-    dtype = None
-    if device.startswith("cuda"):
-        dtype = torch.float16 if half else torch.bfloat16
-    pcm = None
-    if input is not None:  # read before the (slow) model load, so a bad file fails at once
-        from jmoshi_augment.augment.types import SAMPLE_RATE
-        from jmoshi_augment.runtime.offline import read_input
-
-        pcm = read_input(input, SAMPLE_RATE)
-    loaded = load_model(model, device=device, dtype=dtype, lm=lm, mimi=mimi, tokenizer=tokenizer, lora=lora)
-    sampling = SamplingOptions.resolve(loaded.lm_gen_config, **flags)  # flags override the checkpoint's
-    if pcm is not None and output is not None:
-        from jmoshi_augment.runtime.offline import run_offline, write_output
-
-        result = run_offline(loaded, pcm, sampling)
-        write_output(output, result, loaded.sample_rate)
-        typer.echo(result.text)
-        typer.echo(f"{output}: {result.stereo.shape[0] / loaded.sample_rate:.2f} s stereo (0 model, 1 input), "
-                   f"real-time factor {result.real_time_factor:.2f}", err=True)
+    if input is not None and output is not None:
+        text, summary = chat_offline(spec, input, output, flags)
+        typer.echo(text)
+        typer.echo(summary, err=True)
         return
-    from jmoshi_augment.runtime.server import serve
+    from jmoshi_augment.runtime.server import ServerOptions
 
-    assert options is not None
-    engine = Engine(loaded, slots, sampling)
-    engine.start()
-    try:
-        asyncio.run(serve(engine, options))
-    except KeyboardInterrupt:  # serve() has closed every client (1001) and finished the recordings
+    options = ServerOptions(host=host, port=port, token=token, record_dir=record_dir,
+                            allow_origins=tuple(allow_origin or ()), idle_timeout_s=idle_timeout,
+                            heartbeat_s=heartbeat, opus_workers=opus_workers)
+    if chat_server(spec, options, slots, flags):
         typer.echo("stopped", err=True)
-    finally:
-        engine.stop()
 
 
 # ------------------------------------------------------------------------------------------ report
