@@ -82,7 +82,7 @@ class SlotSampler:
         self.seeds, self.steps, self._draw = seeds, steps, 0
 
     def __call__(self, logits: "torch.Tensor", temp: float, top_k: int) -> "torch.Tensor":
-        from jmoshi_augment.augment.speech.tts.ms_decode import hash_uniform, sample
+        from jmoshi_augment.sampling import hash_uniform, sample
 
         assert self.seeds is not None and self.steps is not None
         B, V = logits.shape[0], logits.shape[-1]

@@ -19,7 +19,8 @@ from jmoshi_augment.augment.speech.tts.moshi_ms import (
     speaker_runs,
     trim_end,
 )
-from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, ForcedDecoder, hash_uniform, undelay
+from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, ForcedDecoder, undelay
+from jmoshi_augment.sampling import hash_uniform
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
 from jmoshi_augment.constants import FRAME_RATE, FRAME_SIZE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError

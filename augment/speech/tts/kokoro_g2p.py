@@ -124,7 +124,7 @@ def phonemize_words(words: Sequence[Word], first: int = 0) -> Phonemized:
     for a, b in word_groups(words):
         romas = group_phonemes([w.reading for w in words[a:b]])
         for k in range(a, b):
-            roma, last = romas[k - a], k == b - 1
+            roma = romas[k - a]
             if roma:
                 if pieces and pieces[-1][1] == SPACE and roma.startswith("ʔ") and pieces[-2][0][-1:] not in _NO_SPACE_AFTER:
                     pieces.pop()  # misaki writes no space before a glottal stop
