@@ -172,11 +172,7 @@ def resolve_model(
             with quiet_hub():
                 folder = snapshot_download(text, local_files_only=True)
         except LocalEntryNotFoundError:
-            raise JmoshiError(
-                "not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 or no "
-                "network); download it once with network access, or pass a local model folder",
-                path=f"hf://{text}",
-            ) from None
+            raise _uncached_repo(text) from None
         return resolve_model(folder, lm=lm, mimi=mimi, tokenizer=tokenizer, lora=lora)
     try:
         with quiet_hub():
@@ -188,13 +184,15 @@ def resolve_model(
                 lora_weights=None if lora is None else str(resolve_file(lora, "LoRA weights")),
             )
     except LocalEntryNotFoundError:
-        raise JmoshiError(
-            "not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 or no "
-            "network); download it once with network access, or pass a local model folder",
-            path=f"hf://{text}",
-        ) from None
+        raise _uncached_repo(text) from None
     except (HfHubHTTPError, OSError) as e:
         raise JmoshiError(f"could not fetch the model: {_first_line(e)}", path=f"hf://{text}") from None
+
+
+def _uncached_repo(repo: str) -> JmoshiError:
+    return JmoshiError("not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 or no "
+                       "network); download it once with network access, or pass a local model folder",
+                       path=f"hf://{repo}")
 
 
 def load_mimi(spec: str | Path | None, *, device: str = "cpu", num_codebooks: int = 8, random_weights: bool = False) -> "MimiModel":

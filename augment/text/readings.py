@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Iterator, Sequence
 
 FIXED_OPEN, FIXED_SEP, FIXED_CLOSE = "\ue000", "\ue001", "\ue002"
 FIXED_WORD = re.compile(f"{FIXED_OPEN}([^{FIXED_SEP}]*){FIXED_SEP}([^{FIXED_CLOSE}]*){FIXED_CLOSE}")
@@ -188,24 +189,30 @@ def context_readings(text: str, spans: list[tuple[int, int]], readings: list[str
     morphs = _front_end_prons(text)
     if not morphs:
         return readings
-    ends = {b for _, b in spans} & {b for _, b, _ in morphs}
     out = list(readings)
+    for ws, ms in aligned_stretches(spans, [(a, b) for a, b, _ in morphs]):
+        said = "".join(morphs[j][2] for j in ms)
+        vetoed = (keep and any(keep[ws.start : ws.stop])) or (kana and all(kana[ws.start : ws.stop]))
+        if said and count_morae(said) and not vetoed:
+            out[ws.start : ws.stop] = _split_like(said, readings[ws.start : ws.stop])
+    return out
+
+
+def aligned_stretches(spans: Sequence[tuple[int, int]], m_spans: Sequence[tuple[int, int]]) -> Iterator[tuple[range, range]]:
+    """Two segmentations of one text (our words at ``spans``, the front end's morphemes at
+    ``m_spans``, character offsets) as stretches that both cut at the same places: per stretch,
+    its word indices and its morpheme indices, in order."""
+    ends = {b for _, b in spans} & {b for _, b in m_spans}
     i = j = 0
     while i < len(spans):
         k = i
         while spans[k][1] not in ends and k + 1 < len(spans):
             k += 1
-        end = spans[k][1]
-        theirs = []
-        while j < len(morphs) and morphs[j][0] < end:
-            theirs.append(morphs[j][2])
+        j0 = j
+        while j < len(m_spans) and m_spans[j][0] < spans[k][1]:
             j += 1
-        said = "".join(theirs)
-        vetoed = (keep and any(keep[i : k + 1])) or (kana and all(kana[i : k + 1]))
-        if said and count_morae(said) and not vetoed:
-            out[i : k + 1] = _split_like(said, readings[i : k + 1])
+        yield range(i, k + 1), range(j0, j)
         i = k + 1
-    return out
 
 
 def _split_like(said: str, parts: list[str]) -> list[str]:

@@ -34,6 +34,7 @@ from scipy.signal import resample_poly
 
 from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, peak_safe, unvoiced
 from jmoshi_augment.augment.speech.tts.htsvoice import DurationModel, load_duration_model
+from jmoshi_augment.augment.text.readings import aligned_stretches
 from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, Word, WordTiming
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import VoiceConfig
@@ -137,29 +138,19 @@ def spoken_forms(words: Sequence[Word], mapping: Sequence[dict[str, Any]]) -> li
     share their boundaries), the katakana reading where it does not. ``None``: all agree."""
     spans = char_spans(words)
     m_spans = morpheme_spans_of(mapping)
-    ends = {b for _, b in spans} & {b for _, b in m_spans}
     forms = [w.surface for w in words]
     changed = False
-    i = j = 0
-    while i < len(words):
-        k = i
-        while spans[k][1] not in ends and k + 1 < len(words):
-            k += 1
-        block_end = spans[k][1]
-        morphs = []
-        while j < len(mapping) and m_spans[j][0] < block_end:
-            morphs.append(mapping[j])
-            j += 1
+    for ws, ms in aligned_stretches(spans, m_spans):
+        morphs = [mapping[j] for j in ms]
         theirs = _kana("".join(str(m.get("pron", "")) for m in morphs))
-        ours = _kana("".join(w.reading for w in words[i : k + 1]))
+        ours = _kana("".join(words[n].reading for n in ws))
         if theirs != ours:
             said = [p.lower() for m in morphs for p in m["phonemes"] if p not in SILENT and p != "unk"]
             if said != _phonemes(ours):
-                for n in range(i, k + 1):
+                for n in ws:
                     w = words[n]
                     forms[n] = w.reading + w.surface[len(w.surface.rstrip(_GLUED)):]
                 changed = True
-        i = k + 1
     return forms if changed else None
 
 
