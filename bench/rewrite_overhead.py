@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_openai import FakeOpenAI, Reply, dialogue_of  # noqa: E402
 
-from jmoshi_augment.augment.text.rewrite import rewrite_dialogues  # noqa: E402
-from jmoshi_augment.augment.text.rewrite_validate import validate_rewrite  # noqa: E402
+from jmoshi_augment.augment.text.rewrite.llm import rewrite_dialogues  # noqa: E402
+from jmoshi_augment.augment.text.rewrite.validate import validate_rewrite  # noqa: E402
 from jmoshi_augment.corpora import Dialogue, Turn, load_corpus  # noqa: E402
 from jmoshi_augment.recipe import RewriteConfig  # noqa: E402
 

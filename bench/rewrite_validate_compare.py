@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from rewrite_overhead import _dialogues  # noqa: E402
 
-from jmoshi_augment.augment.text.rewrite_validate import validate_rewrite  # noqa: E402
+from jmoshi_augment.augment.text.rewrite.validate import validate_rewrite  # noqa: E402
 from jmoshi_augment.recipe import RewriteConfig  # noqa: E402
 
 

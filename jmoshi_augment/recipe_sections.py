@@ -32,7 +32,7 @@ class CorpusConfig(_Section):
 
 # -------------------------------------------------------------------------------------- rewrite
 class RewriteConfig(_Section):
-    """Optional LLM spoken-style rewrite (augment/rewrite.py). J-Moshi-ext rewrote its text corpora
+    """Optional LLM spoken-style rewrite (augment/text/rewrite/). J-Moshi-ext rewrote its text corpora
     with an LLM into casual speech; one of its outputs holds a Korean clause, hence the checks."""
 
     backend: Literal["none", "llm"] = Field("none", description="none: keep the corpus text; llm: rewrite it.")

@@ -16,9 +16,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_openai import FakeOpenAI, Reply, dialogue_of  # noqa: E402
 
-from jmoshi_augment.augment.text.rewrite import AnswerCache, iter_rewrite, rewrite_dialogues  # noqa: E402
-from jmoshi_augment.augment.text.rewrite_prompt import build_messages, load_system_prompt, prompt_hash  # noqa: E402
-from jmoshi_augment.augment.text.rewrite_validate import validate_rewrite  # noqa: E402
+from jmoshi_augment.augment.text.rewrite.llm import AnswerCache, iter_rewrite, rewrite_dialogues  # noqa: E402
+from jmoshi_augment.augment.text.rewrite.prompt import build_messages, load_system_prompt, prompt_hash  # noqa: E402
+from jmoshi_augment.augment.text.rewrite.validate import validate_rewrite  # noqa: E402
 from jmoshi_augment.corpora import Dialogue, Turn  # noqa: E402
 from jmoshi_augment.errors import JmoshiError  # noqa: E402
 from jmoshi_augment.recipe import RewriteConfig, parse_recipe  # noqa: E402

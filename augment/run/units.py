@@ -66,7 +66,7 @@ def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | Non
     """The optional LLM rewrite, paid only for units still to do (answers are cached on disk)."""
     if recipe.rewrite.backend == "none":
         return unit, None
-    from jmoshi_augment.augment.text.rewrite import RewriteReport, default_cache_dir, iter_rewrite
+    from jmoshi_augment.augment.text.rewrite.llm import RewriteReport, default_cache_dir, iter_rewrite
 
     report = RewriteReport()
     cache = default_cache_dir(recipe.rewrite, recipe.output.dir)

@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Optional
 
-from jmoshi_augment.augment.text.rewrite_validate import RETRY_HINTS, Verdict, persona_sentences
+from jmoshi_augment.augment.text.rewrite.validate import RETRY_HINTS, Verdict, persona_sentences
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import RewriteConfig
@@ -24,7 +24,7 @@ MESSAGE_FORMAT = "rewrite-messages-v1"
 def load_system_prompt(cfg: RewriteConfig) -> str:
     """The recipe's ``prompt_file`` or the bundled ``prompts/rewrite_ja.txt``."""
     if cfg.prompt_file is None:
-        return (files("jmoshi_augment.augment.text") / "prompts" / "rewrite_ja.txt").read_text(encoding="utf-8")
+        return (files("jmoshi_augment.augment.text.rewrite") / "prompts" / "rewrite_ja.txt").read_text(encoding="utf-8")
     path = Path(cfg.prompt_file)
     if not path.is_file():
         raise JmoshiError("prompt file not found", path=path, key="rewrite.prompt_file")

@@ -16,9 +16,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from jmoshi_augment.augment.text.rewrite_align import check_alignment, check_order
-from jmoshi_augment.augment.text.rewrite_reasons import RETRY_HINTS, Rejected
-from jmoshi_augment.augment.text.rewrite_script import (
+from jmoshi_augment.augment.text.rewrite.align import check_alignment, check_order
+from jmoshi_augment.augment.text.rewrite.reasons import RETRY_HINTS, Rejected
+from jmoshi_augment.augment.text.rewrite.script_check import (
     check_latin,
     check_markup,
     check_masks,

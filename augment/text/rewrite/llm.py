@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from jmoshi_augment.augment.text.rewrite_cache import CACHE_VERSION, Answer, AnswerCache, default_cache_dir
-from jmoshi_augment.augment.text.rewrite_prompt import (
+from jmoshi_augment.augment.text.rewrite.cache import CACHE_VERSION, Answer, AnswerCache, default_cache_dir
+from jmoshi_augment.augment.text.rewrite.prompt import (
     build_messages,
     load_system_prompt,
     prompt_hash,
     response_format,
 )
-from jmoshi_augment.augment.text.rewrite_validate import Verdict, validate_rewrite
+from jmoshi_augment.augment.text.rewrite.validate import Verdict, validate_rewrite
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import RewriteConfig

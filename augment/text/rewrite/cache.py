@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from jmoshi_augment.augment.text.rewrite_prompt import input_document
+from jmoshi_augment.augment.text.rewrite.prompt import input_document
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import RewriteConfig

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from jmoshi_augment.augment.text.rewrite_reasons import Rejected, around, clip
+from jmoshi_augment.augment.text.rewrite.reasons import Rejected, around, clip
 
 # Symbols Japanese chat text uses beyond the CJK punctuation and full-width blocks.
 _JA_SYMBOLS = frozenset("♪☆★○●◎△▲▽▼□■◇◆→←↑↓⇒♡♥※〒℃°×÷±¥‰′″§")

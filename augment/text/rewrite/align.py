@@ -12,7 +12,7 @@ import functools
 import unicodedata
 from typing import Sequence
 
-from jmoshi_augment.augment.text.rewrite_reasons import Rejected, clip
+from jmoshi_augment.augment.text.rewrite.reasons import Rejected, clip
 from jmoshi_augment.corpora import Dialogue, Turn
 
 
