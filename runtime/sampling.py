@@ -3,8 +3,8 @@
 ``moshi.models.lm.LMGen`` samples through ``moshi.utils.sampling.sample_token``, which draws its
 noise for the whole batch from the global torch generator: a session's tokens then depend on which
 other sessions share its batch and on their order. :class:`SlotSampler` replaces that noise with a
-counter-based hash of (session seed, the session's own step, stream) — the scheme of
-``augment/speech/tts/ms_decode.py`` — so a session sampled in a batch gets exactly what it gets on
+counter-based hash of (session seed, the session's own step, stream) —
+:mod:`jmoshi_augment.sampling`, shared with the multi-stream TTS decoder — so a session sampled in a batch gets exactly what it gets on
 its own with the same seed. The hash is pure tensor arithmetic on fixed buffers (no host sync, no
 generator state), so it also runs inside moshi's CUDA graphs.
 
