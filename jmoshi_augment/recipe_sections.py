@@ -184,6 +184,21 @@ class TimingConfig(_Section):
     backchannel_max: float = Field(0.95, gt=0, description="Longest aizuchi speech, s (dGSLM within: < 1 s).")
     # A listener does not aizuchi right before or after their own turn.
     backchannel_clearance: float = Field(0.15, ge=0, description="Keep an aizuchi this far from the listener's own speech, s.")
+    # Japanese listeners also answer in the speaker's pause between pause-bounded phrases or
+    # sentences (Maynard 1986, 1990: aizuchi come at and after grammatical completion points and
+    # final particles, many in the pauses between the speaker's phrasal units), as a short turn
+    # after which the speaker goes on; Clancy et al. 1996 count such reactive tokens as non-floor-
+    # taking turns. The rest stay inside the partner's speech. Each one turns a pause (or a join)
+    # into gap + aizuchi + gap: two speaker changes and one more IPU, the lever for the speaker
+    # changes written text lacks (11-19/min against the human 25, bench/RESULTS.md). The share is
+    # calibrated so the sample meets the issue-17 IPU target (40-55/min) with the kokoro voices.
+    backchannel_in_pause_prob: float = Field(0.0, ge=0, le=1, description="Share of anchored aizuchi said in a pause of the partner.")
+    # Its onset after the partner stops: quick, since one >= 350 ms after the phrase end signals
+    # non-understanding (羅希 2016). The partner then takes the floor back with a floor-transfer
+    # offset drawn like any speaker change's (the gap mixture and overlap_prob above).
+    backchannel_pause_onset_median: float = Field(0.25, gt=0, description="Median gap from the partner's stop to an in-pause aizuchi, s.")
+    backchannel_pause_onset_min: float = Field(0.1, ge=0, description="Shortest gap around an in-pause aizuchi, s.")
+    backchannel_pause_onset_max: float = Field(0.34, gt=0, description="Longest gap before an in-pause aizuchi, s (< 350 ms).")
 
     lead_in: float = Field(0.3, ge=0, description="Silence before the first word, s.")
     tail: float = Field(0.5, ge=0, description="Silence after the last word, s.")
@@ -192,6 +207,8 @@ class TimingConfig(_Section):
     def _check(self) -> "TimingConfig":
         if not self.backchannel_delay_min <= self.backchannel_delay_median <= self.backchannel_delay_max:
             raise ValueError("need backchannel_delay_min <= backchannel_delay_median <= backchannel_delay_max")
+        if not self.backchannel_pause_onset_min <= self.backchannel_pause_onset_median <= self.backchannel_pause_onset_max:
+            raise ValueError("need backchannel_pause_onset_min <= backchannel_pause_onset_median <= backchannel_pause_onset_max")
         if self.gap_short_median > self.gap_long_median:
             raise ValueError("gap_short_median must not exceed gap_long_median")
         if self.join_silence_min > self.join_silence_max:

@@ -73,7 +73,7 @@ def _speech_spans(script, rendered, tl):
 
 
 def test_placements_respect_channels_pauses_and_backchannel_rules():
-    cfg = TimingConfig()
+    cfg = TimingConfig(backchannel_in_pause_prob=0.0)  # every aizuchi inside the partner's speech
     rng = np.random.default_rng(1)
     n_bc = 0
     for script in scripts(10):
@@ -120,7 +120,8 @@ def test_every_placed_aizuchi_measures_as_a_within_overlap():
     rng = np.random.default_rng(3)
     for script in scripts(6, seed=4):
         rendered = fake_render(script)
-        tl = plan_timeline(script, rendered, TimingConfig(overlap_prob=0.0, interruption_prob=0.0), "A", rng)
+        cfg = TimingConfig(overlap_prob=0.0, interruption_prob=0.0, backchannel_in_pause_prob=0.0)
+        tl = plan_timeline(script, rendered, cfg, "A", rng)
         st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
         n_bc += tl.events.get("backchannels", 0)
         n_within += int(np.sum(st.overlap_kind == WITHIN))
@@ -183,7 +184,8 @@ def _hand_script(aizuchi: str, morae: int, anchor: tuple[int, int]):
 
 
 def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped():
-    cfg = TimingConfig(backchannel_delay_median=0.1, backchannel_delay_min=0.03, backchannel_delay_max=0.3)
+    cfg = TimingConfig(backchannel_delay_median=0.1, backchannel_delay_min=0.03, backchannel_delay_max=0.3,
+                       backchannel_in_pause_prob=0.0, overlap_prob=0.0, interruption_prob=0.0)
     # After 今日は、 the partner goes on with 雨だね、 (5 morae, 0.625 s): room for うん (0.25 s)...
     script = _hand_script("うん", 2, (0, 0))
     rendered = fake_render(script)
@@ -206,6 +208,63 @@ def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped(
     assert tl.events.get("backchannels", 0) == 0 and tl.events["backchannels_no_room"] == 1
 
 
+def _two_sentence_script(aizuchi: str = "うん", morae: int = 2):
+    """A says two sentences in one turn; B's aizuchi is anchored at the end of the first."""
+    from jmoshi_augment.augment.types import Segment, SpokenScript, Word
+
+    first = tuple(Word(s, "", m) for s, m in [("昨日", 3), ("駅前の", 4), ("カフェに", 3), ("行ったよ。", 4)])
+    second = tuple(Word(s, "", m) for s, m in [("すごく", 3), ("混んでて", 4), ("大変", 4), ("だった。", 3)])
+    return SpokenScript("p", "test", ("A", "B"), (
+        Segment("A", first, "speech", 0, 0),
+        Segment("A", second, "speech", 0, 1),
+        Segment("B", (Word("そうなんだ。", "", 5),), "speech", 1, 0),
+        Segment("B", (Word(aizuchi, "", morae),), "backchannel", 0, anchor=(0, 3)),
+    ))
+
+
+def test_an_aizuchi_in_the_partners_pause_is_a_short_turn_between_two_gaps():
+    """backchannel_in_pause_prob=1: A stops after 行ったよ。, B's うん starts a quick gap later, A goes
+    on a gap after it. stats then finds no overlap, three speaker changes (two around the aizuchi,
+    one to B's reply) and A's turn cut into two IPUs; with the share at 0 the same aizuchi is a
+    within overlap inside A's single IPU."""
+    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.0, interruption_prob=0.0)
+    script = _two_sentence_script()
+    rendered = fake_render(script)
+    tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(0))
+    assert tl.events["backchannels_in_pause"] == 1 and tl.events["speaker_changes_in_pause"] == 2
+    assert tl.events.get("backchannels", 0) == 0 and tl.events.get("pauses", 0) == 0
+    at = {p.segment: p.offset for p in tl.placements}
+    stop = at[0] + rendered[0].words[-1].end  # A's last word of the first sentence ends
+    bc_start, bc_end = at[3] + rendered[3].words[0].start, at[3] + rendered[3].words[-1].end
+    resume = at[1] + rendered[1].words[0].start
+    assert cfg.backchannel_pause_onset_min - 1e-9 <= bc_start - stop <= cfg.backchannel_pause_onset_max + 1e-9
+    assert resume - bc_end >= cfg.min_gap - 1e-9  # a gap, as drawn: no overlap asked
+    st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    assert len(st.overlaps) == 0 and len(st.pauses) == 0 and len(st.gaps) == 3
+    assert [len(st.ipus[0]), len(st.ipus[1])] == [2, 2]  # A: two IPUs; B: the aizuchi and the reply
+    inside = plan_timeline(script, rendered, cfg.model_copy(update={"backchannel_in_pause_prob": 0.0}), "A",
+                           np.random.default_rng(0))
+    st = analyze(mix(script, rendered, inside, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    assert inside.events["backchannels"] == 1 and st.overlap_kind.tolist() == [WITHIN] and len(st.ipus[0]) == 1
+
+
+def test_the_partner_may_resume_over_the_tail_of_an_in_pause_aizuchi():
+    """The partner's resumption is a speaker change drawn like any other: with overlaps only, A
+    comes back in before B's aizuchi ends, which stats reads as a between overlap (the aizuchi
+    began in A's silence, so it is not inside A's IPU)."""
+    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=1.0, interruption_prob=0.0, overlap_median=0.1)
+    script = _two_sentence_script("うんうん", 4)
+    rendered = fake_render(script)
+    tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(1))
+    assert tl.events["backchannels_in_pause"] == 1 and tl.events["overlaps_after_aizuchi"] == 1
+    at = {p.segment: p.offset for p in tl.placements}
+    bc_end = at[3] + rendered[3].words[-1].end
+    resume = at[1] + rendered[1].words[0].start
+    assert resume < bc_end
+    st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+    assert WITHIN not in st.overlap_kind.tolist() and len(st.overlap_kind) == 2  # resumption + reply
+
+
 def test_timing_options_are_checked():
     import pydantic
     import pytest
@@ -214,3 +273,5 @@ def test_timing_options_are_checked():
         TimingConfig(join_silence_max=0.2)
     with pytest.raises(pydantic.ValidationError, match="pause_min <= pause_median"):
         TimingConfig(pause_min=0.5, pause_median=0.4)
+    with pytest.raises(pydantic.ValidationError, match="backchannel_pause_onset_min <= backchannel_pause_onset_median"):
+        TimingConfig(backchannel_pause_onset_median=0.4)

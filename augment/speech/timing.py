@@ -19,6 +19,10 @@ What it does, in the terms of the dGSLM events that ``stats`` measures (IPUs bri
 - **Aizuchi** sit inside the partner's ongoing speech: the junction at its anchor is joined, its
   onset follows the phrase end by a short delay, and it must end before the partner's next phrase
   boundary; if it cannot, or it would touch the listener's own speech, it is dropped and counted.
+- **Aizuchi in the partner's pause** (a share ``backchannel_in_pause_prob`` of them): the partner
+  stops at the anchor, the listener answers in the silence as a short turn of its own, and the
+  partner goes on after it. The partner's silence is then gap + aizuchi + gap, so ``stats`` counts
+  two speaker changes and one more IPU where a single pause (or nothing) would have been.
 """
 
 from __future__ import annotations
@@ -81,11 +85,13 @@ def plan_timeline(
     segs = script.segments
     events: Counter = Counter()
 
-    # Junctions an aizuchi is anchored at are joined, so the partner's IPU stays whole around it.
-    anchored: set[tuple[int, int, int]] = set()  # (turn, sentence, word)
+    # Junctions an aizuchi is anchored at are joined, so the partner's IPU stays whole around it,
+    # or opened for the aizuchi to be said in the partner's pause.
+    anchored: dict[tuple[int, int, int], int] = {}  # (turn, sentence, word) → first aizuchi there
     for i, seg in enumerate(segs):
-        if seg.kind == "backchannel" and seg.anchor is not None and rendered[i].duration > 0:
-            anchored.add((seg.turn, *seg.anchor))
+        if seg.kind == "backchannel" and seg.anchor is not None and rendered[i].duration > 0 and rendered[i].words:
+            anchored.setdefault((seg.turn, *seg.anchor), i)
+    in_pause: set[int] = set()  # aizuchi placed in a pause of the partner (not inside its speech)
 
     placements: list[Placement] = []
     word_at: dict[tuple[int, int], Seconds] = {}  # (segment, word) → dialogue time of the word's start
@@ -105,8 +111,11 @@ def plan_timeline(
         if prev is None:
             onset = cfg.lead_in + lead
         elif prev.speaker == seg.speaker and prev.turn == seg.turn:
-            anchor = (seg.turn, prev.sentence, len(prev.words) - 1) in anchored
-            silence, run = _junction(rng, cfg, cfg.pause_prob_sentence, run, anchor, events)
+            bc = anchored.get((seg.turn, prev.sentence, len(prev.words) - 1))
+            silence, run = _junction(rng, cfg, cfg.pause_prob_sentence, run, bc is not None, events)
+            if bc is not None:
+                silence, run = _pause_response(rng, cfg, bc, rendered[bc], prev_end, silence, run,
+                                               (channel_of[segs[bc].speaker], busy[channel_of[segs[bc].speaker]]), placements, in_pause, events)
             onset = prev_end + silence  # from the speaker's own last word, whatever the partner does
         else:
             kind, offset = sample_transition(rng, cfg, prev_speech)
@@ -129,8 +138,11 @@ def plan_timeline(
                 if _junction_kind(seg.words, j) == "filler":  # hesitation: not a matter of breath
                     silence, run = _junction(rng, cfg, cfg.pause_prob_filler, run, False, events, by_length=False)
                 else:
-                    anchor = (seg.turn, seg.sentence, j) in anchored
-                    silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, anchor, events)
+                    bc = anchored.get((seg.turn, seg.sentence, j))
+                    silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, bc is not None, events)
+                    if bc is not None:
+                        silence, run = _pause_response(rng, cfg, bc, rendered[bc], shift + r.words[j].end, silence, run,
+                                                       (channel_of[segs[bc].speaker], busy[channel_of[segs[bc].speaker]]), placements, in_pause, events)
                 shift += silence - tts_silence
             placements.append(Placement(i, ch, shift + bounds[k], bounds[k], bounds[k + 1]))
             for w in range(word_bounds[k], word_bounds[k + 1]):
@@ -141,7 +153,7 @@ def plan_timeline(
         floor_end = max(floor_end, speech_end)
         prev, prev_speech, prev_end = seg, speech_end - speech_start, speech_end
 
-    _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng)
+    _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng, in_pause)
 
     ends = [p.offset + ((p.end if p.end is not None else rendered[p.segment].duration) - p.start) for p in placements]
     duration = max(ends, default=0.0) + cfg.tail
@@ -175,7 +187,49 @@ def _junction(
     return join, run
 
 
-def _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng) -> None:
+def _pause_response(
+    rng: np.random.Generator,
+    cfg: TimingConfig,
+    bc: int,
+    r: RenderedSegment,
+    stop: Seconds,
+    silence: Seconds,
+    run: float,
+    listener: tuple[int, list[tuple[Seconds, Seconds]]],
+    placements: list[Placement],
+    in_pause: set[int],
+    events: Counter,
+) -> tuple[Seconds, float]:
+    """With probability ``backchannel_in_pause_prob``, say aizuchi ``bc`` in a pause of the
+    partner, who stopped speaking at ``stop``: it starts a gap after ``stop``, and the partner
+    goes on after it with a floor-transfer offset (:func:`sample_transition`). Returns the partner's silence at this junction (the
+    joined ``silence`` when the aizuchi stays inside the partner's speech) and the morae run
+    since the partner's last pause. Draws the same numbers whatever the outcome."""
+    u = rng.random()
+    onset_gap = float(np.clip(_lognormal(rng, cfg.backchannel_pause_onset_median, cfg.gap_sigma),
+                              cfg.backchannel_pause_onset_min, cfg.backchannel_pause_onset_max))
+    speech = r.words[-1].end - r.words[0].start
+    # The partner taking the floor back is a speaker change like any other: a gap, or an overlap
+    # with the aizuchi's tail (which then reads as a between overlap, not a within one).
+    resume_kind, resume = sample_transition(rng, cfg, speech)
+    start = stop + onset_gap
+    end = start + speech
+    channel, busy = listener
+    clear = not any(s - cfg.backchannel_clearance < end and start < e + cfg.backchannel_clearance for s, e in busy)
+    if u >= cfg.backchannel_in_pause_prob or speech >= cfg.backchannel_max or not clear:
+        return silence, run
+    placements.append(Placement(bc, channel, start - r.words[0].start))
+    busy.append((start, end))
+    busy.sort()
+    in_pause.add(bc)
+    events["joins"] -= 1  # the junction is no join: the partner stopped for the aizuchi
+    events["backchannels_in_pause"] += 1
+    events["speaker_changes_in_pause"] += 2
+    events[resume_kind + "s_after_aizuchi"] += 1
+    return onset_gap + speech + resume, 0.0
+
+
+def _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placements, events, rng, in_pause) -> None:
     """Each aizuchi: onset a short delay after its anchor word ends, speech over before the
     partner's next phrase boundary (so it lies inside the partner's IPU), clear of the listener's
     own speech. Draws one delay per aizuchi in script order, placed or not (determinism)."""
@@ -187,6 +241,8 @@ def _place_backchannels(script, rendered, cfg, channel_of, word_at, busy, placem
             continue
         delay = float(np.clip(_lognormal(rng, cfg.backchannel_delay_median, cfg.gap_sigma),
                               cfg.backchannel_delay_min, cfg.backchannel_delay_max))
+        if i in in_pause:  # already said in the partner's pause
+            continue
         si, wi = seg.anchor
         host = host_of.get((seg.turn, si))
         if host is None or wi >= len(rendered[host].words):
