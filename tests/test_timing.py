@@ -274,4 +274,4 @@ def test_timing_options_are_checked():
     with pytest.raises(pydantic.ValidationError, match="pause_min <= pause_median"):
         TimingConfig(pause_min=0.5, pause_median=0.4)
     with pytest.raises(pydantic.ValidationError, match="backchannel_pause_onset_min <= backchannel_pause_onset_median"):
-        TimingConfig(backchannel_pause_onset_median=0.4)
+        TimingConfig(backchannel_pause_onset_median=0.5)
