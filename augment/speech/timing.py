@@ -114,8 +114,9 @@ def plan_timeline(
             bc = anchored.get((seg.turn, prev.sentence, len(prev.words) - 1))
             silence, run = _junction(rng, cfg, cfg.pause_prob_sentence, run, bc is not None, events)
             if bc is not None:
+                lch = channel_of[segs[bc].speaker]
                 silence, run = _pause_response(rng, cfg, bc, rendered[bc], prev_end, silence, run,
-                                               (channel_of[segs[bc].speaker], busy[channel_of[segs[bc].speaker]]), placements, in_pause, events)
+                                               (lch, busy[lch]), placements, in_pause, events)
             onset = prev_end + silence  # from the speaker's own last word, whatever the partner does
         else:
             kind, offset = sample_transition(rng, cfg, prev_speech)
@@ -141,8 +142,9 @@ def plan_timeline(
                     bc = anchored.get((seg.turn, seg.sentence, j))
                     silence, run = _junction(rng, cfg, cfg.pause_prob_clause, run, bc is not None, events)
                     if bc is not None:
-                        silence, run = _pause_response(rng, cfg, bc, rendered[bc], shift + r.words[j].end, silence, run,
-                                                       (channel_of[segs[bc].speaker], busy[channel_of[segs[bc].speaker]]), placements, in_pause, events)
+                        lch = channel_of[segs[bc].speaker]
+                        silence, run = _pause_response(rng, cfg, bc, rendered[bc], shift + r.words[j].end, silence,
+                                                       run, (lch, busy[lch]), placements, in_pause, events)
                 shift += silence - tts_silence
             placements.append(Placement(i, ch, shift + bounds[k], bounds[k], bounds[k + 1]))
             for w in range(word_bounds[k], word_bounds[k + 1]):
@@ -202,9 +204,11 @@ def _pause_response(
 ) -> tuple[Seconds, float]:
     """With probability ``backchannel_in_pause_prob``, say aizuchi ``bc`` in a pause of the
     partner, who stopped speaking at ``stop``: it starts a gap after ``stop``, and the partner
-    goes on after it with a floor-transfer offset (:func:`sample_transition`). Returns the partner's silence at this junction (the
-    joined ``silence`` when the aizuchi stays inside the partner's speech) and the morae run
-    since the partner's last pause. Draws the same numbers whatever the outcome."""
+    goes on after it with a floor-transfer offset (:func:`sample_transition`). ``listener`` is
+    the aizuchi's channel and its speech spans (it must stay clear of them). Returns the
+    partner's silence at this junction (the joined ``silence`` when the aizuchi stays inside the
+    partner's speech) and the morae run since the partner's last pause. Draws the same numbers
+    whatever the outcome (determinism)."""
     u = rng.random()
     onset_gap = float(np.clip(_lognormal(rng, cfg.backchannel_pause_onset_median, cfg.gap_sigma),
                               cfg.backchannel_pause_onset_min, cfg.backchannel_pause_onset_max))
