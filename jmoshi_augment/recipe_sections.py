@@ -138,7 +138,7 @@ class TimingConfig(_Section):
     # mixture reproduces both modes. Measured gap median target 0.30-0.50 s (human reference 0.30 s);
     # the short-mode median and the long-mode share are calibrated so that `stats` measures that on
     # the sample and the corpus fixtures with the kokoro voices (0.2 s and 40 % measured 0.265 s on
-    # the sample, 0.25 s and 50 % 0.29 s on every fixture; bench/RESULTS.md, "Turn-taking").
+    # the sample, 0.25 s and 50 % 0.29-0.30 s on the fixtures; bench/RESULTS.md, "Turn-taking").
     gap_short_median: float = Field(0.25, gt=0, description="Median of the short gap mode, s.")
     gap_long_median: float = Field(0.6, gt=0, description="Median of the long gap mode, s.")
     gap_long_prob: float = Field(0.6, ge=0, le=1, description="Share of gaps drawn from the long mode.")
