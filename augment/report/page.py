@@ -62,6 +62,7 @@ def summary_html(run: Any) -> str:
         ["turns", r.get("turns", "–")],
         ["rejected dialogues", len(run.rejected)],
         ["dropped text tokens", r.get("dropped_text_tokens", "–")],
+        ["source characters read", r.get("source_characters", "–")],
         ["wall time of the last run", f"{r['wall_seconds_this_run']} s" if "wall_seconds_this_run" in r else "–"],
     ]
     bon = r.get("best_of_n") or {}

@@ -151,8 +151,9 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "rejected": rejected,
         "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
         "skipped_turns": dict(skips),
-        # source characters (augment/text/normalize.py) and those not spoken, by reason
-        "characters_not_spoken": {"source": sum(u.get("source_chars", 0) for u in units), **dict(not_spoken)},
+        # source characters read (augment/text/normalize.py), and those not spoken by reason
+        "source_characters": sum(u.get("source_chars", 0) for u in units),
+        "characters_not_spoken": dict(not_spoken),
         "skipped_corpus_rows": dict(load_report.skipped),
         "filtered": dict(filter_counts),
         "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),
