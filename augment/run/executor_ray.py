@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from jmoshi_augment.augment.run.pipeline import SynthSummary, WorkerState, prepare_output, process_unit, worker_state
-from jmoshi_augment.augment.run.run_report import build_report, record_dialogue_voices
+from jmoshi_augment.augment.run.run_report import build_report
 from jmoshi_augment.augment.run.units import Unit, pending_units
 from jmoshi_augment.augment.run.writers import TOKEN_FORMATS
 from jmoshi_augment.corpora import LoadReport
@@ -258,5 +258,4 @@ def run_synth_ray(
             ray.shutdown()
 
     report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
-    record_dialogue_voices(out_dir)
     return SynthSummary(out_dir, done, resumed["units"], report)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from jmoshi_augment.augment.run.run_report import build_report, model_files, record_dialogue_voices
+from jmoshi_augment.augment.run.run_report import build_report, model_files
 from jmoshi_augment.augment.run.synthesize import DialogueResult, safe_synthesize
 from jmoshi_augment.augment.run.units import Unit, finish_unit, pending_units, rewrite_unit, write_output_identity
 from jmoshi_augment.augment.run.writers import TOKEN_FORMATS, TokenStage
@@ -186,7 +186,6 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
     if not claimed:  # nothing left to do (every unit resumed): the folder is this recipe's anyway
         claim_output(recipe, tokens)
     report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
-    record_dialogue_voices(out_dir)
     return SynthSummary(out_dir, done_units, resumed["units"], report)
 
 

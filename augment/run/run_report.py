@@ -81,16 +81,13 @@ def kokoro_files() -> dict[str, Any]:
     }
 
 
-def record_dialogue_voices(out_dir: Path) -> None:
-    """Add what each rendering was spoken with (from the unit records) to ``models.json``."""
+def record_dialogue_voices(out_dir: Path, renderings: list[dict[str, Any]]) -> None:
+    """Add what each rendering was spoken with (its unit-record entry) to ``models.json``."""
     path = out_dir / "models.json"
     if not path.is_file():
         return
     files = json.loads(path.read_text(encoding="utf-8"))
-    files["dialogue_voices"] = {
-        e["id"]: e.get("voice_params") or e.get("voices")
-        for rec in read_units(out_dir) for e in rec.get("renderings", [])
-    }
+    files["dialogue_voices"] = {e["id"]: e.get("voice_params") or e.get("voices") for e in renderings}
     atomic_write_text(path, json.dumps(files, indent=1, ensure_ascii=False))
 
 
@@ -170,6 +167,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     from jmoshi_augment.augment.report.build import write_html_report
 
     write_html_report(out_dir)
+    record_dialogue_voices(out_dir, renderings)
     return report
 
 
