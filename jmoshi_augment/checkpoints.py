@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.errors import JmoshiError, first_line
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     import sentencepiece
@@ -93,12 +93,7 @@ def _hub_download(repo: str, filename: str, what: str) -> Path:
     except RepositoryNotFoundError:
         raise JmoshiError(f"{what}: no such Hugging Face repo (or it is gated)", path=f"hf://{repo}") from None
     except OSError as e:  # network errors surface as OSError subclasses
-        raise JmoshiError(f"{what}: download failed: {_first_line(e)}", path=f"hf://{repo}/{filename}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
+        raise JmoshiError(f"{what}: download failed: {first_line(e)}", path=f"hf://{repo}/{filename}") from None
 
 
 def resolve_file(spec: str | Path, what: str) -> Path:
@@ -186,7 +181,7 @@ def resolve_model(
     except LocalEntryNotFoundError:
         raise _uncached_repo(text) from None
     except (HfHubHTTPError, OSError) as e:
-        raise JmoshiError(f"could not fetch the model: {_first_line(e)}", path=f"hf://{text}") from None
+        raise JmoshiError(f"could not fetch the model: {first_line(e)}", path=f"hf://{text}") from None
 
 
 def _uncached_repo(repo: str) -> JmoshiError:

@@ -61,3 +61,10 @@ class JmoshiErrors(JmoshiError):
 
     def __reduce__(self):
         return (JmoshiErrors, (self.errors,))
+
+
+def first_line(e: BaseException) -> str:
+    """A library exception's message cut to one line for a :class:`JmoshiError` (hub and loader
+    messages span many lines)."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else type(e).__name__

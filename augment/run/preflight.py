@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from jmoshi_augment.errors import JmoshiError, JmoshiErrors
+from jmoshi_augment.errors import JmoshiError, JmoshiErrors, first_line
 from jmoshi_augment.recipe import Recipe
 
 TOKEN_FORMATS = {"tar", "jmoshi"}
@@ -42,7 +42,7 @@ def check_recipe(recipe: Recipe, *, output: bool = True, endpoint: bool = False)
         except JmoshiError as e:
             problems.append(e)
         except Exception as e:  # a check that trips over the input is still one line about it
-            problems.append(JmoshiError(f"could not check ({type(e).__name__}: {_first_line(e)})",
+            problems.append(JmoshiError(f"could not check ({type(e).__name__}: {first_line(e)})",
                                         key=_SECTION.get(check.__name__)))
     return problems
 
@@ -123,7 +123,7 @@ def _jmoshi_folder(folder: Path, options: dict[str, Any]) -> Iterable[JmoshiErro
         try:
             raw = json.loads(config.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            yield JmoshiError(f"not valid JSON: {_first_line(e)}", path=config, key="tts.options.model")
+            yield JmoshiError(f"not valid JSON: {first_line(e)}", path=config, key="tts.options.model")
             return
         if isinstance(raw, dict):
             names.update({k: raw.get(f"{n}_name", names[k]) for k, n in (("lm", "moshi"), ("mimi", "mimi"), ("tokenizer", "tokenizer"))})
@@ -215,7 +215,7 @@ def _prompt(path: Path, key: str, *, voices: bool) -> Iterable[JmoshiError]:
         try:
             info = sf.info(str(path))
         except (RuntimeError, sf.LibsndfileError) as e:
-            yield JmoshiError(f"not a readable audio file ({_first_line(e)})", path=path, key=key)
+            yield JmoshiError(f"not a readable audio file ({first_line(e)})", path=path, key=key)
             return
         if info.frames == 0:
             yield JmoshiError("audio prompt is empty", path=path, key=key)
@@ -237,12 +237,7 @@ def _safetensors(path: Path, key: str) -> Iterable[JmoshiError]:
             if not isinstance(header, dict):
                 raise ValueError("header is not a JSON object")
     except (OSError, ValueError, struct.error) as e:
-        yield JmoshiError(f"not a safetensors file ({_first_line(e)})", path=path, key=key)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:200] if lines else type(e).__name__
+        yield JmoshiError(f"not a safetensors file ({first_line(e)})", path=path, key=key)
 
 
 # ----------------------------------------------------------------------------------------- voices
@@ -279,7 +274,7 @@ def _models(recipe: Recipe) -> Iterable[JmoshiError]:
             try:
                 sentencepiece.SentencePieceProcessor(model_file=str(Path(m.text_tokenizer).expanduser()))
             except (OSError, RuntimeError) as e:
-                yield JmoshiError(f"not a SentencePiece model: {_first_line(e)}", path=m.text_tokenizer,
+                yield JmoshiError(f"not a SentencePiece model: {first_line(e)}", path=m.text_tokenizer,
                                   key="models.text_tokenizer")
     if m.mimi is not None and not m.random_weights:
         before = list(_file_spec(m.mimi, "models.mimi", "Mimi weights"))
@@ -355,7 +350,7 @@ def _endpoint(recipe: Recipe) -> Iterable[JmoshiError]:
             yield JmoshiError(f"the server answers HTTP {e.code}", path=url, key="rewrite.base_url")
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        yield JmoshiError(f"cannot reach the LLM server ({_first_line(reason)})", path=url, key="rewrite.base_url")
+        yield JmoshiError(f"cannot reach the LLM server ({first_line(reason)})", path=url, key="rewrite.base_url")
 
 
 # ----------------------------------------------------------------------------------------- output
@@ -382,7 +377,7 @@ def output_identity_problem(out_dir: Path, recipe: Recipe) -> JmoshiError | None
     try:
         before = json.loads(saved.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return JmoshiError(f"unreadable run identity ({_first_line(e)}); delete this folder or choose another output.dir",
+        return JmoshiError(f"unreadable run identity ({first_line(e)}); delete this folder or choose another output.dir",
                            path=saved, key="output.dir")
     if output_defining(before) != output_defining(recipe.to_dict()):
         return JmoshiError("holds the output of a different recipe; choose another output.dir or delete this one",
