@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
@@ -109,6 +110,26 @@ def unvoiced(segment: Segment, reason: str) -> UnvoicedSegment:
         words=tuple(WordTiming(w.surface, 0.0, 0.0) for w in segment.words),
         reason=reason,
     )
+
+
+class RenderMemo:
+    """A bounded LRU of rendered segments keyed by (words, voice). Rendering is deterministic, so
+    an identical request reuses its audio without changing a sample; backends decide which
+    requests are worth keeping."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, RenderedSegment] = OrderedDict()
+
+    def get(self, key: tuple, render: Callable[[], RenderedSegment]) -> RenderedSegment:
+        hit = self._items.get(key)
+        if hit is None:
+            hit = self._items[key] = render()
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(key)
+        return hit
 
 
 def peak_safe(audio: np.ndarray, limit: float = TTS_PEAK_LIMIT) -> np.ndarray:

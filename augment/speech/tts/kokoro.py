@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, peak_safe, unvoiced
+from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, RenderMemo, peak_safe, unvoiced
 from jmoshi_augment.augment.speech.tts.kokoro_g2p import MAX_TOKENS, PUNCT, SPACE, Phonemized, phonemize_chunks
 from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, WordTiming
 from jmoshi_augment.errors import JmoshiError
@@ -145,7 +144,7 @@ class KokoroBackend:
         self.margin, self.threads, self.device, self.model = float(margin), threads, device, model
         self._session: Any = None
         self._lock = threading.Lock()
-        self._memo: OrderedDict[tuple, RenderedSegment] = OrderedDict()
+        self._memo = RenderMemo(MEMO_SIZE)
 
     # ------------------------------------------------------------------------------ inference
     def session(self) -> Any:
@@ -204,15 +203,7 @@ class KokoroBackend:
     def _render_memo(self, seg: Segment, voice: VoiceConfig) -> RenderedSegment:
         # Only truly identical requests share audio; aizuchi get their own voice variant per
         # instance upstream (tts.variation), so a run does not repeat one clip.
-        key = (seg.words, voice)
-        hit = self._memo.get(key)
-        if hit is None:
-            hit = self._memo[key] = self._render_one(seg, voice)
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
-        else:
-            self._memo.move_to_end(key)
-        return hit
+        return self._memo.get((seg.words, voice), lambda: self._render_one(seg, voice))
 
     def _render_one(self, seg: Segment, voice: VoiceConfig) -> RenderedSegment:
         if not seg.words or not seg.text.strip():

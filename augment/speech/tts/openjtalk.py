@@ -24,7 +24,6 @@ import difflib
 import io
 import logging
 import threading
-from collections import OrderedDict
 from functools import lru_cache
 from math import gcd
 from typing import Any, Sequence
@@ -32,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.signal import resample_poly
 
-from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, peak_safe, unvoiced
+from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, RenderMemo, peak_safe, unvoiced
 from jmoshi_augment.augment.speech.tts.htsvoice import DurationModel, load_duration_model
 from jmoshi_augment.augment.text.readings import aligned_stretches
 from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, Word, WordTiming
@@ -257,7 +256,7 @@ class OpenJTalkBackend:
         self._lock = threading.Lock()  # an engine's speed/pitch settings hold until its next synthesis
         # Aizuchi and fillers repeat endlessly (うん, はい, えー): rendering is deterministic, so a
         # small memo of short segments per voice saves their synthesis without changing a sample.
-        self._memo: OrderedDict[tuple, RenderedSegment] = OrderedDict()
+        self._memo = RenderMemo(MEMO_SIZE)
 
     def _voice(self, voice: VoiceConfig) -> tuple[Any, DurationModel]:
         pyopenjtalk = load_pyopenjtalk()
@@ -280,15 +279,7 @@ class OpenJTalkBackend:
     def _render_memo(self, seg: Segment, voice: VoiceConfig, engine: Any, model: DurationModel) -> RenderedSegment:
         if len(seg.words) > MEMO_MAX_WORDS:
             return self._render_one(seg, voice, engine, model)
-        key = (seg.words, voice)
-        hit = self._memo.get(key)
-        if hit is None:
-            hit = self._memo[key] = self._render_one(seg, voice, engine, model)
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
-        else:
-            self._memo.move_to_end(key)
-        return hit
+        return self._memo.get((seg.words, voice), lambda: self._render_one(seg, voice, engine, model))
 
     def _render_one(self, seg: Segment, voice: VoiceConfig, engine: Any, model: DurationModel) -> RenderedSegment:
         pyopenjtalk = load_pyopenjtalk()
