@@ -16,6 +16,7 @@ import numpy as np
 Seconds = float
 
 from jmoshi_augment.constants import FRAME_RATE, SAMPLE_RATE  # noqa: F401  (stage code imports them from here too)
+from jmoshi_augment.augment.text.punctuation import PROSODIC
 
 MAIN, OTHER = 0, 1  # channel indices
 
@@ -25,7 +26,7 @@ SegmentKind = Literal["speech", "backchannel"]
 @dataclass(frozen=True)
 class Word:
     """One word of the spoken script (a UniDic short unit, a rule-read stretch such as 5km or T,
-    or a filler/aizuchi). The reading is decided once, in the script, and every backend speaks it."""
+    or a filler/backchannel). The reading is decided once, in the script, and every backend speaks it."""
 
     surface: str  # written form, as it appears in alignments and text tokens
     reading: str  # katakana pronunciation (ー for long vowels), e.g. 5km → ゴキロ
@@ -40,12 +41,12 @@ class Word:
         trailing punctuation, which carries the pause."""
         if not self.rule:
             return self.surface
-        return self.reading + self.surface[len(self.surface.rstrip("、。！？…")):]
+        return self.reading + self.surface[len(self.surface.rstrip(PROSODIC)):]
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One stretch of speech rendered by a single TTS call: a sentence of a turn, or an aizuchi.
+    """One stretch of speech rendered by a single TTS call: a sentence of a turn, or a backchannel.
 
     ``turn`` is the index of the script turn it belongs to; for a backchannel it is the index of
     the *partner's* turn it responds to, and ``anchor`` says after which word of which sentence of
@@ -81,7 +82,7 @@ class SpokenScript:
     # (reason, count) of source characters not spoken: laughter, emoji, punctuation, ... Every
     # other character of the source is in some word's surface (augment/text/normalize.py).
     not_spoken: tuple[tuple[str, int], ...] = ()
-    source_text: tuple[tuple[str, str], ...] = ()  # original (speaker, text) turns, for reports
+    source_turns: tuple[tuple[str, str], ...] = ()  # original (speaker, text) turns, for reports
 
     @property
     def speech(self) -> list[Segment]:
@@ -160,7 +161,7 @@ class RenderedDialogue:
     voices: dict[str, str] = field(default_factory=dict)  # {"main": voice, "other": voice}
     planned: dict[str, int] = field(default_factory=dict)  # planner counts; {} when a model chose the timing
     skipped: tuple[str, ...] = ()  # script-stage skip reasons (counted in reports)
-    source: tuple[tuple[str, str], ...] = ()  # the original (speaker, text) turns
+    source_turns: tuple[tuple[str, str], ...] = ()  # the original (speaker, text) turns
     # (speaker, kind, text, ((surface, katakana reading), ...)) per spoken segment: the readings
     # every backend was given
     script: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = ()
@@ -185,7 +186,7 @@ def script_fields(script: SpokenScript) -> dict[str, Any]:
     return {
         "speakers": script.speakers,
         "skipped": script.skipped,
-        "source": script.source_text,
+        "source_turns": script.source_turns,
         "script": tuple((s.speaker, s.kind, s.text, tuple((w.surface, w.reading) for w in s.words))
                         for s in script.segments),
         "not_spoken": script.not_spoken,

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from jmoshi_augment.augment.text.normalize import unaccounted
-from jmoshi_augment.augment.text.script import make_script, source_chars
+from jmoshi_augment.augment.text.script import make_script, source_characters
 from jmoshi_augment.corpora import load_corpus
 from jmoshi_augment.recipe import ScriptConfig
 
@@ -66,7 +66,7 @@ def load_baseline(rev: str):
 
 
 def mid_phrase(script) -> int:
-    """Aizuchi anchored where the phrase runs on: the next word of the partner's sentence is a
+    """Backchannel anchored where the phrase runs on: the next word of the partner's sentence is a
     particle, auxiliary or suffix, or a possibly-auxiliary verb after て/で (the same UniDic test
     for both scripts)."""
     segs: dict[int, list] = {}
@@ -95,14 +95,14 @@ def measure(make, dialogues, cfg, accounted: bool) -> dict:
         counted = dict(getattr(script, "not_spoken", ()))
         reasons.update(counted)
         out["dialogues"] += 1
-        out["aizuchi"] += len(script.backchannels)
-        out["aizuchi_casual"] += sum(1 for b in script.backchannels if b.text in cfg.backchannels_casual
+        out["backchannel"] += len(script.backchannels)
+        out["backchannel_casual"] += sum(1 for b in script.backchannels if b.text in cfg.backchannels_casual
                                      and b.text not in cfg.backchannels_polite)
-        out["aizuchi_mid_phrase"] += mid_phrase(script)
+        out["backchannel_mid_phrase"] += mid_phrase(script)
         out["alnum"] += sum(1 for c in unicodedata.normalize("NFKC", source) if c.isascii() and c.isalnum())
         out["alnum_missing"] += alnum_missing(source, surfaces)
         if accounted:  # the baseline has no accounting
-            out["source"] += source_chars(script)
+            out["source"] += source_characters(script)
             out["unaccounted"] += unaccounted(source, surfaces, sum(counted.values()))
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return {"counts": dict(out), "reasons": dict(reasons)}
@@ -128,7 +128,7 @@ def main() -> None:
             theirs = measure(base.make_script, dialogues, cfg, False)
             total_base.update(theirs["counts"])
             c = theirs["counts"]
-            line += f" | baseline alnum_missing={c['alnum_missing']} aizuchi={c['aizuchi']} casual={c['aizuchi_casual']} mid_phrase={c['aizuchi_mid_phrase']}"
+            line += f" | baseline alnum_missing={c['alnum_missing']} backchannel={c['backchannel']} casual={c['backchannel_casual']} mid_phrase={c['backchannel_mid_phrase']}"
         print(line)
     print(f"TOTAL ours {dict(total)} not spoken: {dict(total_reasons)}")
     if base is not None:

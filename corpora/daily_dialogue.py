@@ -44,7 +44,6 @@ _TOPIC_FILE = re.compile(r"^topic(\d+)\.json$")
     "the repository's data/ folder with topic1.json … topic5.json (or the repository root, or one topicN.json)",
 )
 def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
-    seen: set[str] = set()
     for topic_file in topic_files(path):
         # One topic file (~1.4 MB) is parsed at a time; the next is opened only when needed.
         records = read_json(topic_file)
@@ -56,13 +55,8 @@ def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
             )
         for index, record in enumerate(records):
             dialogue = _parse(record, index, topic_file, report)
-            if dialogue is None:
-                continue
-            if dialogue.id in seen:
-                report.skip("duplicate topic + dialogue_id", f"{topic_file.name}[{index}] ({dialogue.id})")
-                continue
-            seen.add(dialogue.id)
-            yield dialogue
+            if dialogue is not None:
+                yield dialogue
 
 
 def topic_files(path: Path) -> list[Path]:

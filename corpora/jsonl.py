@@ -33,7 +33,6 @@ _BOM = b"\xef\xbb\xbf"
 def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
     if path.is_dir():
         raise JmoshiError("is a folder; expected a .jsonl file with one dialogue per line", path=path)
-    seen: set[str] = set()
     with open(path, "rb") as f:
         # Line by line in binary, so the first dialogue arrives before the file is read through and
         # a bad byte or bad record is reported with its own line number.
@@ -46,10 +45,6 @@ def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
             dialogue = parse_line(text, path=path, line=lineno, report=report)
             if dialogue is None:
                 continue
-            if dialogue.id in seen:
-                report.skip("duplicate dialogue id", f"{path.name}:{lineno} ({dialogue.id})")
-                continue
-            seen.add(dialogue.id)
             yield dialogue
 
 

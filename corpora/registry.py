@@ -88,8 +88,21 @@ def load_corpus(
     path = resolve_corpus_path(path)
     if not path.exists():
         raise JmoshiError(f"does not exist (expected {info.expected_input})", path=path)
-    dialogues = info.loader(path, report if report is not None else LoadReport())
+    report = report if report is not None else LoadReport()
+    dialogues = unique_ids(info.loader(path, report), report)
     return islice(dialogues, limit) if limit is not None else dialogues
+
+
+def unique_ids(dialogues: Iterator[Dialogue], report: LoadReport) -> Iterator[Dialogue]:
+    """Every corpus, not only those whose loaders think of it: a repeated id would make two units
+    write the same output files, so the later dialogue is skipped and counted."""
+    seen: set[str] = set()
+    for n, dialogue in enumerate(dialogues, start=1):
+        if dialogue.id in seen:
+            report.skip("duplicate dialogue id", f"dialogue {n} read ({dialogue.id})")
+            continue
+        seen.add(dialogue.id)
+        yield dialogue
 
 
 BUILTIN_PREFIX = "builtin:"

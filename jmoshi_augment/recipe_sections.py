@@ -84,24 +84,24 @@ class ScriptConfig(_Section):
         {"えー": 3, "えっと": 2, "あの": 2, "まあ": 2, "うーん": 1},
         description="Sentence-initial fillers and their relative weights (その never opens a sentence).",
     )
-    # Backchannels: Japanese listeners give aizuchi far more often than Americans (Maynard 1986,
+    # Backchannels: Japanese listeners give backchannels far more often than Americans (Maynard 1986,
     # White 1989), at clause ends and after sentence-final particles such as ね. The rate is per
-    # eligible point inside the partner's turn (see text/aizuchi.py, backchannel_anchors). About half
+    # eligible point inside the partner's turn (see text/backchannel.py, backchannel_anchors). About half
     # of them are said in the partner's pause as short turns (timing.backchannel_in_pause_prob), the
     # rest inside the partner's speech; the default is calibrated with the kokoro voices so the
     # latter land near the human 6.7 within overlaps per minute measured on J-Moshi's resynthesised
     # dialogues (docs/turn-taking.md, bench/RESULTS.md). うん dominates casual talk, はい/ええ polite talk.
-    backchannel_rate: float = Field(0.8, ge=0, le=1, description="Probability of an aizuchi at an eligible point.")
+    backchannel_rate: float = Field(0.8, ge=0, le=1, description="Probability of a backchannel at an eligible point.")
     backchannels_casual: dict[str, float] = Field(
         {"うん": 6, "うんうん": 2, "へー": 2, "そうなんだ": 1, "なるほど": 1, "ああ": 1, "ほんと": 1, "そっか": 1},
-        description="Aizuchi forms (weights) for a listener who speaks casually.",
+        description="Backchannel forms (weights) for a listener who speaks casually.",
     )
     backchannels_polite: dict[str, float] = Field(
         {"はい": 5, "ええ": 2, "そうですね": 2, "はいはい": 1, "へー": 1, "なるほど": 1, "そうなんですね": 1},
-        description="Aizuchi forms (weights) for a listener who uses です/ます.",
+        description="Backchannel forms (weights) for a listener who uses です/ます.",
     )
     # Varied forms: the form a listener just used is drawn with its weight times this for the next
-    # aizuchi. Listeners vary their tokens across a conversation (Maynard 1986 lists several forms
+    # backchannel. Listeners vary their tokens across a conversation (Maynard 1986 lists several forms
     # in every conversation); 0.35 keeps うん the most common casual form while a run of identical
     # はい becomes unlikely.
     backchannel_repeat_weight: float = Field(0.35, gt=0, le=1, description="Weight factor of the form just used.")
@@ -109,9 +109,9 @@ class ScriptConfig(_Section):
     # (Maynard 1991; Cook 2008), so a speaker counts as polite when a third of their sentence ends
     # are です/ます, not only when all are; casual friends rarely reach that share.
     polite_share: float = Field(0.34, gt=0, le=1, description="Share of polite sentence ends that makes a speaker polite.")
-    # Aizuchi come at phrase ends, not in the first words of a sentence (Maynard 1986: at
+    # Backchannel come at phrase ends, not in the first words of a sentence (Maynard 1986: at
     # grammatical completion points); a clause end counts after at least this many words.
-    anchor_min_words: int = Field(3, ge=1, description="Words a sentence must have before a clause end can take an aizuchi.")
+    anchor_min_words: int = Field(3, ge=1, description="Words a sentence must have before a clause end can take a backchannel.")
     max_sentence_chars: int = Field(80, ge=10, description="Longer sentences are split at a comma or word boundary.")
     max_turn_chars: int = Field(600, ge=20, description="Longer turns are cut at a sentence end (counted as a skip reason).")
 
@@ -142,7 +142,7 @@ class TimingConfig(_Section):
     gap_short_median: float = Field(0.25, gt=0, description="Median of the short gap mode, s.")
     gap_long_median: float = Field(0.6, gt=0, description="Median of the long gap mode, s.")
     gap_long_prob: float = Field(0.6, ge=0, le=1, description="Share of gaps drawn from the long mode.")
-    gap_sigma: float = Field(0.35, gt=0, description="Log-normal sigma of gaps, overlaps and aizuchi delays.")
+    gap_sigma: float = Field(0.35, gt=0, description="Log-normal sigma of gaps, overlaps and backchannel delays.")
     # One 10 ms analysis frame: a gap shorter than this is no gap to the detector.
     min_gap: float = Field(0.02, ge=0, description="Shortest gap at a speaker change, s.")
     interruption_prob: float = Field(0.05, ge=0, le=1, description="Share of speaker changes that cut in early.")
@@ -178,35 +178,35 @@ class TimingConfig(_Section):
     # this much silence are re-timed by the planner, shorter ones are kept as rendered.
     splice_min: float = Field(0.08, gt=0, description="TTS silence (s) from which a word boundary is re-timed.")
 
-    # --- aizuchi. Japanese listeners place them inside the partner's turn at phrase/clause ends and
+    # --- backchannel. Japanese listeners place them inside the partner's turn at phrase/clause ends and
     # after ね (Maynard 1986, 1990); one >= 350 ms after the partner's phrase end signals
-    # non-understanding (羅希 2016), so onsets come well before. dGSLM counts an aizuchi as
+    # non-understanding (羅希 2016), so onsets come well before. dGSLM counts a backchannel as
     # backchannel-like only when it lies entirely inside the partner's IPU and lasts < 1 s.
     backchannel_delay_median: float = Field(0.12, gt=0, description="Median onset after the anchor word's end, s.")
     backchannel_delay_min: float = Field(0.03, ge=0, description="Earliest onset after the anchor word's end, s.")
     backchannel_delay_max: float = Field(0.3, gt=0, description="Latest onset after the anchor word's end, s.")
     backchannel_margin: float = Field(0.05, ge=0, description="End this long before the partner's next phrase boundary, s.")
-    backchannel_max: float = Field(0.95, gt=0, description="Longest aizuchi speech, s (dGSLM within: < 1 s).")
-    # A listener does not aizuchi right before or after their own turn.
-    backchannel_clearance: float = Field(0.15, ge=0, description="Keep an aizuchi this far from the listener's own speech, s.")
+    backchannel_max: float = Field(0.95, gt=0, description="Longest backchannel speech, s (dGSLM within: < 1 s).")
+    # A listener does not backchannel right before or after their own turn.
+    backchannel_clearance: float = Field(0.15, ge=0, description="Keep a backchannel this far from the listener's own speech, s.")
     # Japanese listeners also answer in the speaker's pause between pause-bounded phrases or
-    # sentences (Maynard 1986, 1990: aizuchi come at and after grammatical completion points and
+    # sentences (Maynard 1986, 1990: backchannels come at and after grammatical completion points and
     # final particles, many in the pauses between the speaker's phrasal units), as a short turn
     # after which the speaker goes on; Clancy et al. 1996 count such reactive tokens as non-floor-
     # taking turns. The rest stay inside the partner's speech. Each one turns a pause (or a join)
-    # into gap + aizuchi + gap: two speaker changes and one more IPU, the lever for the speaker
+    # into gap + backchannel + gap: two speaker changes and one more IPU, the lever for the speaker
     # changes written text lacks (11-19/min against the human 25, bench/RESULTS.md). The share is
     # calibrated so the sample meets the issue-17 IPU target (40-55/min) with the kokoro voices.
-    backchannel_in_pause_prob: float = Field(0.5, ge=0, le=1, description="Share of anchored aizuchi said in a pause of the partner.")
+    backchannel_in_pause_prob: float = Field(0.5, ge=0, le=1, description="Share of anchored backchannels said in a pause of the partner.")
     # Its onset after the partner stops: quick, since one >= 350 ms after the phrase end signals
     # non-understanding (羅希 2016). The gap is planned from the partner's last word timing, which
     # ends ~50 ms after the energy VAD's offset (these gaps measured 0.25-0.30 s when planned at
     # 0.30-0.34 s on the jdaily fixture), so a planned 0.40 s is heard as about 0.35 s. The partner
     # then takes the floor back with a floor-transfer offset drawn like any speaker change's (the
     # gap mixture and overlap_prob above).
-    backchannel_pause_onset_median: float = Field(0.35, gt=0, description="Median gap from the partner's stop to an in-pause aizuchi, s.")
-    backchannel_pause_onset_min: float = Field(0.1, ge=0, description="Shortest gap around an in-pause aizuchi, s.")
-    backchannel_pause_onset_max: float = Field(0.4, gt=0, description="Longest planned gap before an in-pause aizuchi, s (heard < 350 ms).")
+    backchannel_pause_onset_median: float = Field(0.35, gt=0, description="Median gap from the partner's stop to an in-pause backchannel, s.")
+    backchannel_pause_onset_min: float = Field(0.1, ge=0, description="Shortest gap around an in-pause backchannel, s.")
+    backchannel_pause_onset_max: float = Field(0.4, gt=0, description="Longest planned gap before an in-pause backchannel, s (heard < 350 ms).")
 
     lead_in: float = Field(0.3, ge=0, description="Silence before the first word, s.")
     tail: float = Field(0.5, ge=0, description="Silence after the last word, s.")
@@ -319,7 +319,7 @@ class VoiceSpaceConfig(_Section):
 
 
 class VariationConfig(_Section):
-    """Every aizuchi instance is its own rendering: small seeded draws around the speaker's voice,
+    """Every backchannel instance is its own rendering: small seeded draws around the speaker's voice,
     so a run never repeats one clip (a listener's うん varies in rate and pitch)."""
 
     speed: float = Field(0.08, ge=0, le=0.3, description="Relative speed jitter (uniform, +-).")

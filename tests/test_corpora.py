@@ -218,7 +218,27 @@ def test_jsonl_fixture():
     assert texts(c2) == [("司会", "それでは始めましょう。"), ("ゲスト", "よろしくお願いします。")]
     assert c3.speakers == ["B", "A"] and c3.meta == {}
     assert dict(report.skipped) == {"empty text": 3, "duplicate dialogue id": 1, "dialogue without any non-empty turn": 1}
-    assert report.examples["duplicate dialogue id"] == "dialogues.jsonl:5 (custom-1)"
+    assert report.examples["duplicate dialogue id"] == "dialogue 4 read (custom-1)"
+
+
+def test_the_registry_skips_repeated_ids_for_every_corpus(tmp_path, monkeypatch):
+    """The check lives in load_corpus, not in each loader: a loader that yields one id twice (as
+    two RealPersonaChat files once did) gets the later one skipped and counted."""
+    from jmoshi_augment.corpora import registry
+    from jmoshi_augment.corpora.registry import register_corpus
+
+    list_corpora()  # the real loaders first, then a registry copy this test may add to
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @register_corpus("test-repeats", "a loader that repeats an id", "any path")
+    def _repeats(path, report):
+        for k in ("x-1", "x-2", "x-1", "x-1"):
+            yield Dialogue(k, "test", (Turn("A", "はい"), Turn("B", "うん")))
+
+    dialogues, report = load("test-repeats", tmp_path)
+    assert [d.id for d in dialogues] == ["x-1", "x-2"]
+    assert dict(report.skipped) == {"duplicate dialogue id": 2}
+    assert report.examples["duplicate dialogue id"] == "dialogue 3 read (x-1)"
 
 
 def test_bundled_sample_is_varied_natural_dialogue():
@@ -236,7 +256,7 @@ def test_bundled_sample_is_varied_natural_dialogue():
     assert any("時" in t and any(c.isdigit() for c in t) for t in all_text)  # a time
     assert any(any("A" <= c <= "Z" for c in t) for t in all_text)  # a Latin word
     assert any(any(ord(c) >= 0x1F300 for c in t) for t in all_text)  # an emoji
-    assert sum(t.rstrip("！？。!?").endswith(("ね", "よね")) for t in all_text) >= 15  # aizuchi points
+    assert sum(t.rstrip("！？。!?").endswith(("ね", "よね")) for t in all_text) >= 15  # backchannel points
     assert max(t.count("。") for t in all_text) >= 4  # one long turn of several sentences
 
 

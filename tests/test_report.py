@@ -95,7 +95,7 @@ def test_report_of_a_complete_run(run_copy: Path):
         d = details[row["id"]]
         words = d["words"]
         assert (sum(w[3] == 0 for w in words), sum(w[3] == 1 for w in words)) == alignment_counts(run_copy, row["id"])
-        assert d["source"] and d["script"] and row["main"] in ("A", "B")
+        assert d["source_turns"] and d["script"] and row["main"] in ("A", "B")
         assert d["events"]["ipus"][0] and d["events"]["ipus"][1]
 
 
@@ -354,7 +354,7 @@ def test_page_in_headless_chromium(run_copy: Path):
         assert x == pytest.approx(start * 100, abs=0.1)
     assert got["labels"] == "".join(w for w, _, spk in words if spk == "SPEAKER_OTHER")
     unit_entry = next(e for u in read_run(run_copy).renderings for e in [u.detail] if e["id"] == target["id"])
-    assert got["source"] == len(unit_entry["source"]) and got["script"] == len(unit_entry["script"])
+    assert got["source"] == len(unit_entry["source_turns"]) and got["script"] == len(unit_entry["script"])
     info = sf.info(str(run_copy / target["audio"]))
     assert got["duration"] == pytest.approx(info.frames / info.samplerate, abs=0.01)
     assert filtered == 1

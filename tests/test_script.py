@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.text.aizuchi import opens_reactively, sentence_is_polite
+from jmoshi_augment.augment.text.backchannel import opens_reactively, sentence_is_polite
 from jmoshi_augment.augment.text.normalize import unaccounted
 from jmoshi_augment.augment.text.readings import FIXED_WORD
 from jmoshi_augment.augment.text.script import (
@@ -11,7 +11,7 @@ from jmoshi_augment.augment.text.script import (
     count_morae,
     make_script,
     normalize_text,
-    source_chars,
+    source_characters,
     split_sentences,
     to_words,
 )
@@ -110,14 +110,14 @@ def test_every_source_character_is_spoken_or_counted():
     assert lost["laughter"] == 3 and lost["emoji"] == 1 and lost["punctuation"] == 3  # 「」 and one ！
     assert lost["turn cut at max_turn_chars"] > 600
     surfaces = "".join(s.text for s in script.speech)
-    source = "".join(t for _, t in script.source_text)
+    source = "".join(t for _, t in script.source_turns)
     assert unaccounted(source, surfaces, sum(lost.values())) == 0
-    assert source_chars(script) == len(source.replace(" ", ""))
+    assert source_characters(script) == len(source.replace(" ", ""))
     words = {w.surface: w.reading for s in script.speech for w in s.words}
     assert words["T"] == "ティー" and words["2,000円"] == "ニセンエン" and words["5km"] == "ゴキロ"
 
 
-# ------------------------------------------------------------------------------------ aizuchi
+# ------------------------------------------------------------------------------------ backchannel
 
 
 def anchor_words(text: str) -> list[str]:
@@ -130,7 +130,7 @@ def test_backchannels_only_inside_the_partners_turn():
     anchors = backchannel_anchors(sentences)
     last = (len(sentences) - 1, len(sentences[-1]) - 1)
     assert anchors and last not in anchors
-    assert (0, len(sentences[0]) - 1) in anchors  # the first sentence's end invites an aizuchi
+    assert (0, len(sentences[0]) - 1) in anchors  # the first sentence's end invites a backchannel
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def _forms(script):
     return [s.text for s in script.backchannels]
 
 
-def test_casual_friends_get_casual_aizuchi_and_polite_speakers_polite_ones():
+def test_casual_friends_get_casual_backchannels_and_polite_speakers_polite_ones():
     cfg = ScriptConfig(filler_rate=0, backchannel_rate=1.0)
     casual = _dialogue(*[("A", "昨日さ、駅前のカフェに行ったんだけど、すごく混んでてさ。結局帰ったんだよね。"),
                          ("B", "まじで？それは残念でしょ。ましな店なかったの？")] * 6)

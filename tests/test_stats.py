@@ -184,7 +184,7 @@ def test_dgslm_definitions_on_planted_events():
     assert s["within_overlaps_per_min"] == pytest.approx(4 / (21 / 60))
 
 
-def test_an_aizuchi_in_a_partner_pause_splits_the_partner_ipu_and_counts_as_between():
+def test_an_backchannel_in_a_partner_pause_splits_the_partner_ipu_and_counts_as_between():
     # The old planner's failure mode: main pauses 0.3 s; other's 0.4 s うん starts in the pause and
     # straddles main's resumption. Main's speech is two IPUs; the overlap is not within.
     straddle = [J([(0.5, 2.0), (2.3, 4.0)]), J([(2.1, 2.5)])]

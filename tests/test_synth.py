@@ -57,7 +57,7 @@ def test_unit_records_carry_readings_and_characters_not_spoken(run):
     per unit and summed in the report, beside the number of source characters."""
     units = [json.loads(p.read_text()) for p in sorted((run / "units").iterdir())]
     report = json.loads((run / "report.json").read_text())
-    assert report["source_characters"] == sum(u["source_chars"] for u in units) > 0
+    assert report["source_characters"] == sum(u["source_characters"] for u in units) > 0
     assert "source" not in report["characters_not_spoken"]
     for reason, n in report["characters_not_spoken"].items():
         assert n == sum(u["not_spoken"].get(reason, 0) for u in units)
@@ -159,7 +159,7 @@ def test_llm_rewrite_runs_before_the_script_and_is_reported(tmp_path):
     assert rw["rewritten"] == 2 and rw["llm_calls"] == 2
     unit = json.loads(unit_path(tmp_path / "o", 0).read_text())
     for r in unit["renderings"]:
-        assert r["source"][0][1].startswith("ねえねえ、")  # the script was made from the rewrite
+        assert r["source_turns"][0][1].startswith("ねえねえ、")  # the script was made from the rewrite
         assert r["script"][0][2].replace("えー、", "").startswith("ねえねえ")
     assert (tmp_path / "o" / "cache" / "rewrite").is_dir()
 

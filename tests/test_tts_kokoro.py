@@ -205,7 +205,7 @@ def test_dialogue_speakers_sound_different(backend):
     assert half2.pitch_distance(other) > max(1.0, 2 * half1.pitch_distance(half2))
 
 
-def test_each_aizuchi_instance_is_its_own_rendering(backend):
+def test_each_backchannel_instance_is_its_own_rendering(backend):
     seg = Segment("B", to_words("うん"), "backchannel", 0, anchor=(0, 1))
     voice = VoiceConfig(name="v", style="jf_alpha", half_tone=1.0, speed=1.1)
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ Events follow the dGSLM definitions (Nguyen et al. 2023, TACL 11:250-266), as de
 
 One further view, *not* a dGSLM quantity and named apart: **backchannel IPUs** — an IPU ≤ 1 s lying
 at least half inside the partner's speech, after which the partner speaks again before its speaker
-does. It also counts aizuchi that straddle a partner's pause (which dGSLM counts as *between*).
+does. It also counts backchannels that straddle a partner's pause (which dGSLM counts as *between*).
 
 Everything is vectorised over 10 ms frames. Files are read in :mod:`.stats_io`; pooling and the
 human reference are in :mod:`.stats`, which re-exports this module's public names.

@@ -111,7 +111,7 @@ def plan_reference(run: RunData) -> dict[str, float]:
         for key in ("overlaps", "gaps", "pauses", "backchannels", "speaker_changes"):
             if key in planned:
                 out[f"{key}_per_min"] = planned[key] / minutes
-        # Every placed aizuchi is planned to sit inside the partner's IPU: a dGSLM within overlap.
+        # Every placed backchannel is planned to sit inside the partner's IPU: a dGSLM within overlap.
         out["within_overlaps_per_min"] = planned.get("backchannels", 0) / minutes
     if planned.get("speaker_changes"):
         out["overlapped_share"] = planned.get("overlaps", 0) / planned["speaker_changes"]

@@ -154,7 +154,7 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
         "duration": round(duration, 3),
         "turns": entry.get("turns"),
         "overlaps": counts.get("overlaps"),
-        "backchannels": counts.get("overlaps_within"),  # dGSLM within overlaps: what a placed aizuchi should be
+        "backchannels": counts.get("overlaps_within"),  # dGSLM within overlaps: what a placed backchannel should be
         # the planner's counters omit zeros
         "planned_overlaps": planned.get("overlaps", 0) if planned else None,
         "planned_backchannels": planned.get("backchannels", 0) if planned else None,
@@ -167,7 +167,7 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
     detail = {
         "id": rid,
         "words": words,
-        "source": entry.get("source") or [],
+        "source_turns": entry.get("source_turns") or [],
         "script": entry.get("script") or [],
         "planned": planned,
         "counts": counts,

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from jmoshi_augment.augment.analysis.reference import HUMAN_REFERENCE
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedDialogue, SpokenScript, Timeline
 from jmoshi_augment.errors import JmoshiError
 
@@ -45,9 +46,9 @@ class Scorer(Protocol):
 # Relative tolerance per statistic: a miss by this much costs 1 (the human reference values, and
 # an absolute 0.3 for the share, so no term can dominate because of its unit).
 TURN_TAKING_SCALES: dict[str, float] = {
-    "ipus_per_min": 45.8,
+    "ipus_per_min": HUMAN_REFERENCE["ipus_per_min"],
     "overlapped_share": 0.3,
-    "within_overlaps_per_min": 6.7,
+    "within_overlaps_per_min": HUMAN_REFERENCE["within_overlaps_per_min"],
     "gap_median": 0.3,
 }
 
@@ -63,8 +64,6 @@ class TurnTakingTarget:
 
     @classmethod
     def human(cls) -> "TurnTakingTarget":
-        from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE
-
         return cls(**{k: HUMAN_REFERENCE[k] for k in TURN_TAKING_SCALES if k in HUMAN_REFERENCE})
 
     @classmethod

@@ -149,7 +149,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
         "skipped_turns": dict(skips),
         # source characters read (augment/text/normalize.py), and those not spoken by reason
-        "source_characters": sum(u.get("source_chars", 0) for u in units),
+        "source_characters": sum(u.get("source_characters", 0) for u in units),
         "characters_not_spoken": dict(not_spoken),
         "skipped_corpus_rows": dict(load_report.skipped),
         "filtered": dict(filter_counts),

@@ -20,7 +20,7 @@ from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.speech.timing import plan_timeline
 from jmoshi_augment.augment.speech.voices import draw_voice_pair, vary_voice, voice_record
 from jmoshi_augment.augment.speech.tts import DialogueBackend, RenderFailed, TTSBackend, backend_kind
-from jmoshi_augment.augment.text.script import make_script, source_chars
+from jmoshi_augment.augment.text.script import make_script, source_characters
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment, SpokenScript
 from jmoshi_augment.corpora import Dialogue
 from jmoshi_augment.errors import JmoshiError
@@ -47,7 +47,7 @@ class DialogueResult:
     skips: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     not_spoken: dict[str, int] = field(default_factory=dict)  # source characters not spoken, by reason
-    source_chars: int = 0  # source characters, as augment/text/normalize.py counts them
+    source_characters: int = 0  # source characters, as augment/text/normalize.py counts them
     # best-of-N trace of a rejected dialogue, per main speaker (a kept rendering carries its own)
     candidates: dict[str, Any] = field(default_factory=dict)
 
@@ -60,7 +60,7 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend 
     script = make_script(dialogue, recipe.script, rng)
     result.skips = list(script.skipped)
     result.not_spoken = dict(script.not_spoken)
-    result.source_chars = source_chars(script)
+    result.source_characters = source_characters(script)
     t1 = time.perf_counter()
     result.seconds["script"] = t1 - t0
     if len(script.speakers) != 2:
@@ -105,8 +105,8 @@ def dialogue_voices(recipe: Recipe, speakers: tuple[str, ...], rng: np.random.Ge
 
 def render_segments(script: SpokenScript, voices: dict[str, VoiceConfig], backend: TTSBackend, recipe: Recipe,
                     rng: np.random.Generator) -> list[RenderedSegment]:
-    """Each speaker's sentences in one call with the speaker's voice; each aizuchi with its own
-    small variant of it (``tts.variation``), so no two aizuchi instances are the same clip."""
+    """Each speaker's sentences in one call with the speaker's voice; each backchannel with its own
+    small variant of it (``tts.variation``), so no two backchannel instances are the same clip."""
     rendered: list[RenderedSegment | None] = [None] * len(script.segments)
     styles = tuple(getattr(backend, "styles", ()))
     for speaker, voice in voices.items():

@@ -1,4 +1,4 @@
-"""Voices as a space: a distinct pair drawn per dialogue, and a fresh variant per aizuchi.
+"""Voices as a space: a distinct pair drawn per dialogue, and a fresh variant per backchannel.
 
 Pure functions of a seeded generator, so a dialogue gets the same voices whatever the worker
 count or processing order. A drawn voice is an ordinary :class:`VoiceConfig` (stock style or a
@@ -81,7 +81,7 @@ def draw_voice_pair(space: VoiceSpaceConfig, rng: np.random.Generator, *, with_s
 
 def vary_voice(voice: VoiceConfig, variation: VariationConfig, rng: np.random.Generator,
                styles: Sequence[str] = ()) -> VoiceConfig:
-    """A variant of ``voice`` for one aizuchi instance: speed and pitch jittered, and (backends
+    """A variant of ``voice`` for one backchannel instance: speed and pitch jittered, and (backends
     with styles) a little weight moved toward another stock voice. The name stays the speaker's."""
     speed = voice.speed * (1.0 + float(rng.uniform(-variation.speed, variation.speed)))
     half_tone = voice.half_tone + float(rng.uniform(-variation.half_tone, variation.half_tone))

@@ -1,2 +1,2 @@
 """Text stage: written dialogue to a spoken two-speaker script (normalisation, readings, fillers,
-aizuchi), with the optional LLM spoken-style rewrite before it."""
+backchannels), with the optional LLM spoken-style rewrite before it."""

@@ -30,6 +30,7 @@ from jmoshi_augment.augment.text.readings import (
     number_words,
     tagger,
 )
+from jmoshi_augment.augment.text.punctuation import EXCLAIM_QUESTION, LENGTHENERS, PROSODIC, SENTENCE_FINAL
 
 # Privacy masks of RealPersonaChat (<XX>さん, ＊＊, ○○) must not be read out as symbols: Japanese
 # broadcast convention reads an elided name as まるまる.
@@ -64,8 +65,8 @@ _RANGE = re.compile(r"(?<=[\d一-鿿])〜(?=\s?[\d一-鿿ァ-ヺ])|(?<=[ァ-ヺ]
 _TILDE = re.compile(r"〜+")
 _LATIN = re.compile(r"[A-Za-z](?:[A-Za-z'\-]*[A-Za-z])?")
 _UNSPOKEN = re.compile(r"[\"'“”‘’「」『』【】\[\]{}<>《》〈〉()*_^|\\/@;:・\-]+")
-_REPEATED_MARKS = re.compile(r"([、。！？…ー〜])\1+")
-_SENTENCE_END = re.compile(r"(?<=[。！？…])")
+_REPEATED_MARKS = re.compile(f"([{PROSODIC}{LENGTHENERS}])\\1+")
+_SENTENCE_END = re.compile(f"(?<=[{SENTENCE_FINAL}])")
 SPEECH_CHARS = re.compile(r"[ぁ-ゖァ-ヺ一-鿿々〆ヵヶA-Za-z0-9\ue000]")
 
 Ledger = Counter  # reason → number of source characters not spoken
@@ -240,7 +241,7 @@ def split_sentences(text: str, max_chars: int, lost: Ledger | None = None) -> li
     for line in text.split("\n"):
         line_pieces: list[str] = []
         for piece in _SENTENCE_END.split(line):
-            if line_pieces and line_pieces[-1][-1:] in "！？" and piece and _opens_like_continuation(piece):
+            if line_pieces and line_pieces[-1][-1:] in EXCLAIM_QUESTION and piece and _opens_like_continuation(piece):
                 line_pieces[-1] += piece
             elif piece:
                 line_pieces.append(piece)

@@ -1,5 +1,5 @@
 """Text dialogue → spoken script: normalised sentences of UniDic words, each with its surface and
-its katakana reading decided here once for every backend, with fillers and the listener's aizuchi
+its katakana reading decided here once for every backend, with fillers and the listener's backchannels
 placed at phrase ends of the partner's speech.
 
 Everything here is a pure function of (dialogue, options, random generator); the only heavy
@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from jmoshi_augment.augment.text.aizuchi import FormPicker, backchannel_anchors, opens_reactively, polite_share
+from jmoshi_augment.augment.text.backchannel import FormPicker, backchannel_anchors, opens_reactively, polite_share
 from jmoshi_augment.augment.text.normalize import Ledger, canonical, normalize_text, split_sentences
 from jmoshi_augment.augment.text.readings import (
     FIXED_WORD,
@@ -30,13 +30,12 @@ from jmoshi_augment.augment.text.readings import (
 from jmoshi_augment.augment.types import Segment, SpokenScript, Word
 from jmoshi_augment.corpora.dialogue import Dialogue
 from jmoshi_augment.recipe import ScriptConfig
+from jmoshi_augment.augment.text.punctuation import EXCLAIM_QUESTION, LENGTHENERS, PROSODIC
 
 __all__ = ["backchannel_anchors", "count_morae", "make_script", "make_word", "normalize_text", "split_sentences", "to_words"]
 
 # --------------------------------------------------------------------------------------- words
 
-_GLUED = "、。！？…"  # punctuation that carries a pause or intonation cue: kept on the word before
-_LENGTHENERS = "〜ー"  # a lengthener after kana (そうだね〜) stretches the word's last vowel
 # A word written in kana says its kana (UniDic's pron adds は → ワ and long vowels); the front end
 # can only misread it (はちみつ as ワチミツ, ね〜 as ネカラ), so its reading is not taken from there.
 _KANA_ONLY = re.compile(r"^[ぁ-ゖァ-ヺー〜]+$")
@@ -57,7 +56,7 @@ def _tokens(text: str, lost: Ledger, out: list[_Token]) -> None:
         f = token.feature
         pos = f"{f.pos1}-{f.pos2}" if f.pos2 not in (None, "*", "") else str(f.pos1)
         if f.pos1 in ("補助記号", "空白"):
-            if out and all(c in _GLUED + _LENGTHENERS for c in token.surface):
+            if out and all(c in PROSODIC + LENGTHENERS for c in token.surface):
                 out[-1].glued += token.surface
             elif not token.surface.isspace():
                 lost["punctuation"] += len(token.surface)
@@ -102,14 +101,14 @@ def to_words(sentence: str, lost: Ledger | None = None) -> tuple[Word, ...]:
                             [t.fixed for t in tokens], [_KANA_ONLY.match(t.surface) is not None for t in tokens])
     words = []
     for t, reading in zip(tokens, said):
-        reading += "ー" * sum(1 for c in t.glued if c in _LENGTHENERS)
+        reading += "ー" * sum(1 for c in t.glued if c in LENGTHENERS)
         words.append(Word(t.surface + t.glued, reading, count_morae(reading), t.pos, t.fixed))
     return tuple(words)
 
 
 @lru_cache(maxsize=256)
 def make_word(text: str, pos: str = "感動詞") -> Word:
-    """A single inserted word (filler or aizuchi) as one unit (a handful of forms, cached)."""
+    """A single inserted word (filler or backchannel) as one unit (a handful of forms, cached)."""
     reading = "".join(w.reading for w in to_words(text))
     return Word(text, reading, count_morae(reading), pos)
 
@@ -121,12 +120,12 @@ def make_word(text: str, pos: str = "感動詞") -> Word:
 class _Turn:
     speaker: str
     sentences: tuple[tuple[Word, ...], ...]
-    source: tuple[int, ...]  # indices of the dialogue turns merged into this one
+    merged_from: tuple[int, ...]  # indices of the dialogue turns merged into this one
 
 
 def _cut_turn(text: str, max_chars: int) -> str:
     """A turn over ``max_chars`` ends at its last sentence end before the limit."""
-    cut = max(text.rfind(m, 0, max_chars) for m in "。！？")
+    cut = max(text.rfind(m, 0, max_chars) for m in "。" + EXCLAIM_QUESTION)
     return text[: cut + 1] if cut > 0 else text[:max_chars]
 
 
@@ -151,7 +150,7 @@ def make_script(dialogue: Dialogue, cfg: ScriptConfig, rng: np.random.Generator)
             continue
         lost.update(turn_lost)
         if turns and turns[-1].speaker == turn.speaker:  # two turns in a row: one longer turn
-            turns[-1] = _Turn(turn.speaker, turns[-1].sentences + sentences, turns[-1].source + (k,))
+            turns[-1] = _Turn(turn.speaker, turns[-1].sentences + sentences, turns[-1].merged_from + (k,))
         else:
             turns.append(_Turn(turn.speaker, sentences, (k,)))
 
@@ -172,14 +171,14 @@ def make_script(dialogue: Dialogue, cfg: ScriptConfig, rng: np.random.Generator)
         speakers=speakers,
         segments=tuple(speech + backchannels),
         skipped=tuple(skipped),
-        source_text=tuple((t.speaker, t.text) for t in dialogue.turns),
+        source_turns=tuple((t.speaker, t.text) for t in dialogue.turns),
         not_spoken=tuple(sorted((r, n) for r, n in lost.items() if n)),
     )
 
 
-def source_chars(script: SpokenScript) -> int:
+def source_characters(script: SpokenScript) -> int:
     """Source characters of the dialogue, as :mod:`normalize` counts them."""
-    return sum(1 for _, text in script.source_text for c in canonical(text) if not c.isspace())
+    return sum(1 for _, text in script.source_turns for c in canonical(text) if not c.isspace())
 
 
 def _pick(rng: np.random.Generator, weighted: dict[str, float]) -> str:
@@ -196,7 +195,7 @@ def listener_register(turns: list[_Turn], speaker: str, threshold: float) -> str
 
 def _backchannels(turns: list[_Turn], speech: list[Segment], speakers: tuple[str, ...], cfg: ScriptConfig,
                   rng: np.random.Generator) -> list[Segment]:
-    """Aizuchi of each listener at the phrase ends of the partner's turns. Anchors are computed on
+    """Backchannel of each listener at the phrase ends of the partner's turns. Anchors are computed on
     the segments as spoken (fillers included), so word indices match the rendered word timings
     the planner reads."""
     by_turn: dict[int, list[Segment]] = {}
@@ -214,6 +213,6 @@ def _backchannels(turns: list[_Turn], speech: list[Segment], speakers: tuple[str
             continue
         for anchor in backchannel_anchors(tuple(s.words for s in segs), cfg.anchor_min_words):
             if rng.random() < cfg.backchannel_rate:
-                bc = make_word(pickers[listener].pick())
-                out.append(Segment(listener, (bc,), "backchannel", ti, anchor=anchor))
+                token = make_word(pickers[listener].pick())
+                out.append(Segment(listener, (token,), "backchannel", ti, anchor=anchor))
     return out

@@ -134,7 +134,7 @@
       d = null;
     }
     if (state.current !== row) return;
-    state.detail = d || { words: [], source: [], script: [], events: null, planned: {}, counts: {} };
+    state.detail = d || { words: [], source_turns: [], script: [], events: null, planned: {}, counts: {} };
     $("detail").hidden = false;
     $("d-title").textContent = `${row.id} (${row.corpus}, ${row.duration.toFixed(2)} s)`;
     const planned = Object.entries(state.detail.planned || {}).map(([k, v]) => `${k} ${v}`).join(", ");
@@ -177,7 +177,7 @@
       li.append(b, document.createTextNode(kind === "backchannel" ? `〈${text}〉` : text));
       return li;
     };
-    $("d-source").replaceChildren(...d.source.map(([spk, text]) => item(spk, text)));
+    $("d-source").replaceChildren(...d.source_turns.map(([spk, text]) => item(spk, text)));
     $("d-script").replaceChildren(...d.script.map(([spk, kind, text]) => item(spk, text, kind)));
   }
 

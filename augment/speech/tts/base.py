@@ -1,7 +1,7 @@
 """What every TTS backend promises, and the registry that names them.
 
 Two kinds of backend. A *segment* backend (:class:`TTSBackend`, e.g. OpenJTalk) voices sentences
-and aizuchi one at a time, and the planner and mixer build the dialogue from them. A *dialogue*
+and backchannel one at a time, and the planner and mixer build the dialogue from them. A *dialogue*
 backend (:class:`DialogueBackend`, a multi-stream model such as J-Moshi's TTS) voices a whole
 dialogue on two channels and decides its timing itself. The registry records which kind each
 name is, so a recipe and the pipeline ask it instead of guessing.

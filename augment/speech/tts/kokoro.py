@@ -201,7 +201,7 @@ class KokoroBackend:
         return [self._render_memo(seg, voice) for seg in segments]
 
     def _render_memo(self, seg: Segment, voice: VoiceConfig) -> RenderedSegment:
-        # Only truly identical requests share audio; aizuchi get their own voice variant per
+        # Only truly identical requests share audio; backchannels get their own voice variant per
         # instance upstream (tts.variation), so a run does not repeat one clip.
         return self._memo.get((seg.words, voice), lambda: self._render_one(seg, voice))
 

@@ -51,6 +51,7 @@ from jmoshi_augment.augment.types import (
 from jmoshi_augment.checkpoints import resolve_device
 from jmoshi_augment.constants import FRAME_SIZE, TEXT_IDS
 from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.augment.text.punctuation import PROSODIC
 
 if TYPE_CHECKING:
     import sentencepiece
@@ -60,7 +61,7 @@ logger = logging.getLogger(__name__)
 FRAME = 1 / FRAME_RATE
 SPEAKER_TOKEN = {MAIN: TEXT_IDS.main_turn, OTHER: TEXT_IDS.other_turn}  # J-Moshi MS-TTS: main/other_speaker_bos_id
 MORAE_PER_SECOND = 8.0  # everyday Japanese conversation (CEJC); bounds a word's estimated end
-SENTENCE_END = tuple("。、!?！？…")
+SENTENCE_END = tuple(PROSODIC + "!?")  # ASCII marks too: a rewrite may leave them
 
 
 # --------------------------------------------------------------------------- script → text stream

@@ -37,13 +37,14 @@ from jmoshi_augment.augment.text.readings import aligned_stretches
 from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, Word, WordTiming
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import VoiceConfig
+from jmoshi_augment.augment.text.punctuation import PROSODIC
 
 logger = logging.getLogger(__name__)
 
 SILENT = frozenset({"sil", "pau"})  # label phonemes that are not speech
 MORA_END = frozenset("aiueoAIUEO") | {"N", "cl"}  # a mora ends with a vowel, ん or っ
 HTS_FULL_SCALE = 32768.0  # hts_engine renders 16-bit PCM values as floats
-MEMO_MAX_WORDS = 2  # segments this short (an aizuchi, a lone filler) are memoised
+MEMO_MAX_WORDS = 2  # segments this short (a backchannel, a lone filler) are memoised
 MEMO_SIZE = 512
 
 
@@ -120,7 +121,6 @@ def char_spans(words: Sequence[Word], texts: Sequence[str] | None = None) -> lis
 # ------------------------------------------------------------------------- the script's readings
 
 _KANA_FOLD = str.maketrans({"ヲ": "オ", "ヅ": "ズ", "ヂ": "ジ"})
-_GLUED = "、。！？…"
 
 
 def _kana(text: str) -> str:
@@ -148,7 +148,7 @@ def spoken_forms(words: Sequence[Word], mapping: Sequence[dict[str, Any]]) -> li
             if said != _phonemes(ours):
                 for n in ws:
                     w = words[n]
-                    forms[n] = w.reading + w.surface[len(w.surface.rstrip(_GLUED)):]
+                    forms[n] = w.reading + w.surface[len(w.surface.rstrip(PROSODIC)):]
                 changed = True
     return forms if changed else None
 
@@ -254,7 +254,7 @@ class OpenJTalkBackend:
         self.margin = float(margin)
         self._engines: dict[str, Any] = {}
         self._lock = threading.Lock()  # an engine's speed/pitch settings hold until its next synthesis
-        # Aizuchi and fillers repeat endlessly (うん, はい, えー): rendering is deterministic, so a
+        # Backchannel and fillers repeat endlessly (うん, はい, えー): rendering is deterministic, so a
         # small memo of short segments per voice saves their synthesis without changing a sample.
         self._memo = RenderMemo(MEMO_SIZE)
 

@@ -1,11 +1,11 @@
-"""Where a listener's aizuchi fit, which register they take, and which openers take no filler.
+"""Where a listener's backchannels fit, which register they take, and which openers take no filler.
 
 Everything reads the UniDic part of speech the script's words carry (``pos1-pos2``), not strings:
-- an aizuchi fits at a *phrase end* the speaker goes on from: a sentence end, a comma, a
+- a backchannel fits at a *phrase end* the speaker goes on from: a sentence end, a comma, a
   connective particle (けど, から, て...) or a sentence-final particle (ね, よ...), but not where
   the phrase is still running: て/で before an auxiliary verb (してい|る, 食べてしま|う), between
   stacked final particles (よ|ね, か|な), before も or any other particle or auxiliary
-  (Maynard 1986, 1990: aizuchi at grammatical completion points and after final particles);
+  (Maynard 1986, 1990: backchannels at grammatical completion points and after final particles);
 - a speaker's register is read from how their sentences end: です/ます forms at the sentence's
   predicate, after any final particles, not any word that happens to start with でし/まし.
 """
@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from jmoshi_augment.augment.types import Word
+from jmoshi_augment.augment.text.punctuation import PROSODIC
 
-_PUNCT = "、。！？…〜"
+_PUNCT = PROSODIC + "〜"
 # UniDic classes that cannot open a new phrase: the word before them does not end one.
 _BOUND = ("助詞", "助動詞", "接尾辞")
 _BOUND_POS = ("動詞-非自立可能", "形容詞-非自立可能", "名詞-助動詞語幹")
@@ -64,8 +65,8 @@ def phrase_ends(words: tuple[Word, ...], min_words: int) -> list[int]:
 
 
 def backchannel_anchors(sentences: tuple[tuple[Word, ...], ...], min_words: int = 3) -> list[tuple[int, int]]:
-    """Phrase ends inside a turn that invite aizuchi, except the turn's final word (a transition
-    place: the partner takes the turn there, not an aizuchi)."""
+    """Phrase ends inside a turn that invite backchannels, except the turn's final word (a transition
+    place: the partner takes the turn there, not a backchannel)."""
     anchors = []
     for si, words in enumerate(sentences):
         for wi in phrase_ends(words, min_words):
@@ -100,7 +101,7 @@ def opens_reactively(words: tuple[Word, ...]) -> bool:
 
 
 class FormPicker:
-    """Weighted choice of a listener's aizuchi forms that varies them: the form just used has
+    """Weighted choice of a listener's backchannels forms that varies them: the form just used has
     its weight multiplied by ``repeat_weight`` for the next pick (people do not say the same
     はい at every point, though うん stays the most common)."""
 
