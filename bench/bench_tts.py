@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from jmoshi_augment.augment.speech.tts import get_backend
-from jmoshi_augment.augment.speech.tts.kokoro import STYLE_PITCH
+from jmoshi_augment.augment.speech.tts.kokoro import KOKORO_VOICES, STYLE_PITCH
 from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
 from jmoshi_augment.augment.speech.voices import draw_voice_pair
 from jmoshi_augment.augment.text.script import normalize_text, split_sentences, to_words
@@ -102,7 +102,7 @@ def bench_kokoro(texts: list[str], segments: list[Segment], rounds: int) -> None
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     plain = ort.InferenceSession(str(model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
     vocab = load_vocab()
-    pair = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(0), with_styles=True, style_pitch=STYLE_PITCH)  # what a run draws
+    pair = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(0), styles=KOKORO_VOICES, style_pitch=STYLE_PITCH)  # what a run draws
     jobs = [(t, s, pair[i % 2]) for i, (t, s) in enumerate(zip(texts, segments))]
     backend.render(segments[:2], pair[0])  # warm-up: session, phoneme tables
 
@@ -126,7 +126,7 @@ def bench_kokoro(texts: list[str], segments: list[Segment], rounds: int) -> None
 def side_by_side(texts: list[str], segments: list[Segment]) -> None:
     """Both backends on the same sentences, each with its recipe voices: returned audio per CPU s."""
     backends = {"openjtalk": (get_backend("openjtalk"), TTSConfig().voices),
-                "kokoro": (get_backend("kokoro", threads=1), draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(0), with_styles=True, style_pitch=STYLE_PITCH))}
+                "kokoro": (get_backend("kokoro", threads=1), draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(0), styles=KOKORO_VOICES, style_pitch=STYLE_PITCH))}
     rows = {}
     for name, (backend, voices) in backends.items():
         backend.render(segments[:1], voices[0])

@@ -37,7 +37,7 @@ def onsets(dialogues: int, first: int = 0) -> None:
     backend = get_backend("kokoro")
     errors, signed, closures, n = [], [], 0, 0
     for d, line in enumerate(sample.read_text(encoding="utf-8").splitlines()[first : first + dialogues], start=first):
-        pair = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng([0, d]), with_styles=True, style_pitch=backend.style_pitch)
+        pair = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng([0, d]), styles=backend.styles, style_pitch=backend.style_pitch)
         for k, turn in enumerate(json.loads(line)["turns"]):
             for text in split_sentences(normalize_text(turn["text"]), 80):
                 seg = Segment("A", to_words(text), "speech", 0)
@@ -101,7 +101,8 @@ def pitches() -> None:
     from jmoshi_augment.augment.speech.tts import get_backend
     from jmoshi_augment.augment.text.script import normalize_text, split_sentences, to_words
     from jmoshi_augment.augment.types import Segment
-    from jmoshi_augment.recipe import KOKORO_VOICES, VoiceConfig
+    from jmoshi_augment.augment.speech.tts.kokoro import KOKORO_VOICES
+    from jmoshi_augment.recipe import VoiceConfig
 
     sample = Path(__file__).resolve().parents[1] / "jmoshi_augment" / "data" / "sample.jsonl"
     texts = [s for t in json.loads(sample.read_text(encoding="utf-8").splitlines()[0])["turns"]

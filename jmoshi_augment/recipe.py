@@ -19,7 +19,6 @@ from jmoshi_augment.recipe_sections import (  # noqa: F401  (re-exported: the re
     CandidatesConfig,
     CorpusConfig,
     CorpusFilters,
-    KOKORO_VOICES,
     ModelsConfig,
     OutputConfig,
     OutputFormat,
@@ -51,12 +50,13 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
-        from jmoshi_augment.augment.speech.tts import backend_kind
+        from jmoshi_augment.augment.speech.tts.registry import available_backends, backend_kind
 
         if self.candidates.n > 1 and backend_kind(self.tts.backend) != "dialogue":
+            dialogue = [b for b in available_backends() if backend_kind(b) == "dialogue"]
             raise ValueError(
-                f"candidates.n > 1 needs a neural dialogue-level backend (e.g. tts.backend: moshi_ms or dsm), "
-                f"not {self.tts.backend!r}: OpenJTalk renders the same audio for every seed"
+                f"candidates.n > 1 needs a neural dialogue-level backend (tts.backend: {' or '.join(dialogue)}), "
+                f"not {self.tts.backend!r}: it renders the same audio for every seed"
             )
         needs_tokens = {"tar", "jmoshi"} & set(self.output.formats)
         if needs_tokens and not self.models.random_weights and not (self.models.mimi and self.models.text_tokenizer):
@@ -120,19 +120,29 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             if isinstance(v, dict) and "htsvoice" in v:
                 v["htsvoice"] = fix(v["htsvoice"])
         options = tts.get("options")
-        if isinstance(options, dict):  # neural backends' model folders, prompt wavs, voice files
-            for k in ("model", "lm", "mimi", "tokenizer"):
-                # "OWNER/NAME" may be a Hugging Face repo id: resolve it only if it exists here
+        if isinstance(options, dict):  # the files the backend's options model marks as paths
+            for k, kind in _path_options(tts.get("backend")).items():
                 value = options.get(k)
-                if isinstance(value, str) and (value.startswith(".") or (base / value).exists()):
+                if value is None:
+                    continue
+                if isinstance(value, list):
+                    options[k] = [fix(x) for x in value]
+                elif kind != "model" or (isinstance(value, str) and (value.startswith(".") or (base / value).exists())):
+                    # a model may be a Hugging Face repo id "OWNER/NAME": resolved only if it exists here
                     options[k] = fix(value)
-            for k in ("prompts", "voices"):
-                if isinstance(options.get(k), list):
-                    options[k] = [fix(x) for x in options[k]]
     candidates = data.get("candidates")
     if isinstance(candidates, dict) and "asr_model" in candidates:
         candidates["asr_model"] = fix(candidates["asr_model"])
     return data
+
+
+def _path_options(backend: Any) -> dict[str, str]:
+    from jmoshi_augment.augment.speech.tts.registry import DEFAULT_BACKEND, backend_info
+
+    try:
+        return backend_info(backend if isinstance(backend, str) else DEFAULT_BACKEND).options.path_fields()
+    except JmoshiError:  # an unknown backend: reported by validation, with its line
+        return {}
 
 
 def parse_recipe(text: str, path: str | Path = "<recipe>", overrides: dict[str, Any] | None = None) -> Recipe:

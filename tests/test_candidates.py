@@ -148,13 +148,13 @@ def test_render_candidates_with_a_per_seed_backend():
 def ms_backend(tmp_path_factory):
     import torch
 
-    from jmoshi_augment.augment.speech.tts.moshi_ms import create
+    from jmoshi_augment.augment.speech.tts import get_backend
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # batched tiny-model steps stall on thread hand-offs on 2 shared cores
     folder = make_ms_model_dir(tmp_path_factory.mktemp("cand") / "model", shared=tmp_path_factory.getbasetemp() / "ms_shared")
     write_prompt(folder / "pair.wav")
-    yield create(model=str(folder), prompts=[str(folder)], device="cpu", max_frames=60, tail_frames=2, batch_size=3)
+    yield get_backend("moshi_ms", model=str(folder), prompts=[str(folder)], device="cpu", max_frames=60, tail_frames=2, batch_size=3)
     torch.set_num_threads(before)
 
 

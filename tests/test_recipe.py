@@ -91,3 +91,35 @@ def test_cli_recipe_check(tmp_path):
     binary.write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
     res = _cli("recipe", "check", str(binary))
     assert res.returncode == 2 and "not UTF-8 text" in res.stderr
+
+
+def test_a_folder_saved_before_typed_options_keeps_its_identity(tmp_path):
+    """recipe.json once stored only the tts.options a recipe gave; compared with every default
+    filled in, such a folder still resumes, and a real change is refused naming the key."""
+    import json
+
+    from jmoshi_augment.augment.run.preflight import output_identity_problem
+
+    text = f"corpus: {{name: jsonl, path: builtin:sample}}\noutput: {{dir: {tmp_path}}}\ntts: {{backend: kokoro}}\n"
+    recipe = parse_recipe(text)
+    assert recipe.tts.options.threads == 1  # typed, with the backend's defaults
+    old = recipe.to_dict()
+    old["tts"]["options"] = {}  # as an earlier version wrote it
+    (tmp_path / "recipe.json").write_text(json.dumps(old))
+    assert output_identity_problem(tmp_path, recipe) is None
+    changed = parse_recipe(text.replace("{backend: kokoro}", "{backend: kokoro, options: {margin: 0.1}}"))
+    problem = output_identity_problem(tmp_path, changed)
+    assert problem is not None and "(tts.options.margin differs)" in str(problem)
+
+
+def test_backend_options_are_typed_shown_and_checked_with_their_line():
+    from jmoshi_augment.errors import JmoshiErrors
+
+    base = "corpus: {name: jsonl, path: builtin:sample}\noutput: {dir: o}\n"
+    shown = parse_recipe(base + "tts: {backend: kokoro}\n").to_dict()["tts"]["options"]
+    assert shown == {"margin": 0.04, "threads": 1, "device": "cpu", "model": None}
+    with pytest.raises(JmoshiErrors) as e:
+        parse_recipe(base + "tts:\n  backend: kokoro\n  options: {threads: x, devices: cuda}\n", "r.yaml")
+    assert e.value.lines() == ["r.yaml:5: tts.options.threads: threads must be an integer >= 0, got 'x'",
+                               "r.yaml:5: tts.options.devices: backend 'kokoro' has no option 'devices'; "
+                               "it takes: margin, threads, device, model"]

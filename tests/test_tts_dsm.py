@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.speech.tts.dsm import channel_spans, create, turn_script
+from jmoshi_augment.augment.speech.tts import get_backend
+from jmoshi_augment.augment.speech.tts.dsm import channel_spans, turn_script
 from jmoshi_augment.augment.types import MAIN, OTHER, AlignedWord
 from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
@@ -38,7 +39,7 @@ def backend(dsm_dir):
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield create(model=str(dsm_dir), voices=[str(dsm_dir / "pair.wav")], device="cpu", max_gen_length=150,
+    yield get_backend("dsm", model=str(dsm_dir), voices=[str(dsm_dir / "pair.wav")], device="cpu", max_gen_length=150,
                  sentence_break=0.3, max_padding=1)
     torch.set_num_threads(before)
 
@@ -86,12 +87,12 @@ def test_multistream_dsm_renders_both_channels_with_word_times(backend):
 def test_checkpoint_errors(tmp_path, tmp_path_factory, dsm_dir):
     folder = make_ms_model_dir(tmp_path / "plain", shared=tmp_path_factory.getbasetemp() / "ms_shared")
     with pytest.raises(JmoshiError, match="not a DSM TTS checkpoint"):
-        create(model=str(folder), device="cpu")
+        get_backend("dsm", model=str(folder), device="cpu")
     cfg = json.loads((dsm_dir / "config.json").read_text())
     cfg.pop("conditioners")
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(JmoshiError, match="no conditioners"):
-        create(model=str(folder), device="cpu")
+        get_backend("dsm", model=str(folder), device="cpu")
 
 
 def test_voice_errors(backend, tmp_path, dsm_dir):

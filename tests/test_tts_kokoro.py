@@ -19,13 +19,13 @@ from jmoshi_augment.augment.analysis.onsets import energy_onsets
 from jmoshi_augment.augment.analysis.voice_distance import voice_profile
 from jmoshi_augment.augment.speech.tts import available_backends, get_backend
 from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, check_rendered
-from jmoshi_augment.augment.speech.tts.kokoro import FRAME, STYLE_PITCH, pitch_ratio, stock_styles, style_table
+from jmoshi_augment.augment.speech.tts.kokoro import FRAME, KOKORO_VOICES, STYLE_PITCH, pitch_ratio, stock_styles, style_table
 from jmoshi_augment.augment.speech.tts.kokoro_g2p import SPACE, PUNCT, phonemize_chunks, phonemize_words
 from jmoshi_augment.augment.speech.voices import base_pitch, draw_voice_pair, vary_voice
 from jmoshi_augment.augment.text.script import to_words
 from jmoshi_augment.augment.types import SAMPLE_RATE, Segment, Word
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.recipe import KOKORO_VOICES, VariationConfig, VoiceConfig, VoiceSpaceConfig, parse_recipe
+from jmoshi_augment.recipe import VariationConfig, VoiceConfig, VoiceSpaceConfig, parse_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [
@@ -171,8 +171,8 @@ def test_word_onsets_after_silence_match_energy_onsets(backend):
 
 def test_voice_pairs_are_seeded_distinct_and_spread():
     space = VoiceSpaceConfig()
-    pairs = [draw_voice_pair(space, np.random.default_rng([0, k]), with_styles=True, style_pitch=STYLE_PITCH) for k in range(200)]
-    again = [draw_voice_pair(space, np.random.default_rng([0, k]), with_styles=True, style_pitch=STYLE_PITCH) for k in range(200)]
+    pairs = [draw_voice_pair(space, np.random.default_rng([0, k]), styles=KOKORO_VOICES, style_pitch=STYLE_PITCH) for k in range(200)]
+    again = [draw_voice_pair(space, np.random.default_rng([0, k]), styles=KOKORO_VOICES, style_pitch=STYLE_PITCH) for k in range(200)]
     assert pairs == again
     for a, b in pairs:
         dominant = [max(((v.style, 1.0),) if isinstance(v.style, str) else v.style, key=lambda p: p[1])[0] for v in (a, b)]
@@ -184,7 +184,7 @@ def test_voice_pairs_are_seeded_distinct_and_spread():
     assert len(names) > 350  # blends, speeds and pitches: almost every draw is a voice of its own
     assert {d for a, b in pairs for d in (a.style, b.style) if isinstance(d, str)} == set(KOKORO_VOICES)
     # a backend without styles gets pitch and speed only
-    a, b = draw_voice_pair(space, np.random.default_rng(1), with_styles=False)
+    a, b = draw_voice_pair(space, np.random.default_rng(1))
     assert a.style is None and b.style is None and abs(a.half_tone - b.half_tone) >= space.min_half_tone_gap
 
 
@@ -192,9 +192,9 @@ def test_dialogue_speakers_sound_different(backend):
     """Between channels (two drawn voices) vs within one channel (two halves of one voice): pitch
     and timbre distances, for the hard case of two female stock voices."""
     seed = next(k for k in range(100) if all(
-        v.name.startswith("jf_") for v in draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(k), with_styles=True,
+        v.name.startswith("jf_") for v in draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(k), styles=KOKORO_VOICES,
                                                           style_pitch=STYLE_PITCH)))
-    va, vb = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(seed), with_styles=True, style_pitch=STYLE_PITCH)
+    va, vb = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng(seed), styles=KOKORO_VOICES, style_pitch=STYLE_PITCH)
     half1 = voice_profile(backend.render([segment(SENTENCES[1])], va)[0].audio, SAMPLE_RATE)
     half2 = voice_profile(backend.render([segment(SENTENCES[5])], va)[0].audio, SAMPLE_RATE)
     other = voice_profile(backend.render([segment(SENTENCES[5])], vb)[0].audio, SAMPLE_RATE)
@@ -231,7 +231,7 @@ MINIMAL = "corpus: {name: jsonl, path: builtin:sample}\noutput: {dir: out}\ntts:
 
 
 @pytest.mark.parametrize("tts, message", [
-    ("  voices: [{name: a, style: jf_nobody}, {name: b}]\n", "unknown Kokoro voice 'jf_nobody'"),
+    ("  voices: [{name: a, style: jf_nobody}, {name: b}]\n", "tts.voices.0.style: unknown kokoro voice 'jf_nobody'"),
     ("  voices: [{name: a, style: {jf_alpha: -1, jm_kumo: 2}}, {name: b}]\n", "blend weight of 'jf_alpha' must be a number >= 0"),
     ("  voice_space: {styles: [jf_alpha]}\n", "needs at least two distinct voices"),
     ("  voice_space: {speed: [1.3, 1.1]}\n", "voice_space.speed must be [min, max]"),
@@ -260,11 +260,16 @@ def test_cli_bad_voice_and_option_are_one_line_exit_2(tmp_path):
     cmd = [sys.executable, "-m", "jmoshi_augment.cli"]
     res = subprocess.run([*cmd, "synth", str(recipe), "-q"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines() == [f"error: {recipe}:5: tts.voice_space.styles: Value error, unknown Kokoro voice "
+    assert res.stderr.strip().splitlines() == [f"error: {recipe}:5: tts.voice_space.styles: unknown kokoro voice "
                                                f"'jf_x'; known: {', '.join(KOKORO_VOICES)}"]
     res = subprocess.run([*cmd, "synth", str(ROOT / "recipes" / "sample.yaml"), "-q", "--out", str(tmp_path / "o2"),
                           "--set", "tts.options.threads=-1"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 2 and res.stderr.strip().splitlines() == ["error: tts.options.threads: threads must be an integer >= 0, got -1"]
+    sample = ROOT / "recipes" / "sample.yaml"
+    lines = sample.read_text().splitlines()
+    tts_body = lines.index("tts:") + 1 + next(i for i, s in enumerate(lines[lines.index("tts:") + 1:], 1) if not s.strip().startswith("#"))
+    # an option given by --set is not in the file: reported where its section's body starts
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: {sample}:{tts_body}: tts.options.threads: threads must be an integer >= 0, got -1"]
     assert not (tmp_path / "o2").exists()  # nothing written before the error
 
 

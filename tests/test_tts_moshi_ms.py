@@ -15,10 +15,10 @@ from jmoshi_augment.augment.speech.tts.moshi_ms import (
     DialogueRequest,
     RenderFailed,
     build_script_tokens,
-    create,
     speaker_runs,
     trim_end,
 )
+from jmoshi_augment.augment.speech.tts import get_backend
 from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, ForcedDecoder, undelay
 from jmoshi_augment.sampling import hash_uniform
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE
@@ -51,7 +51,7 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backend(model_dir):
     # pad_bonus makes the random model propose padding often enough that kept pads are exercised
-    return create(model=str(model_dir), prompts=[str(model_dir / "pairA.wav")], device="cpu", pad_bonus=3.0,
+    return get_backend("moshi_ms", model=str(model_dir), prompts=[str(model_dir / "pairA.wav")], device="cpu", pad_bonus=3.0,
                   max_frames=80, tail_frames=4, batch_size=2)
 
 
@@ -159,7 +159,7 @@ def test_script_not_consumed_in_time_is_reported(backend):
 def test_dialogue_model_is_refused_before_any_work(tmp_path, tmp_path_factory):
     folder = make_ms_model_dir(tmp_path / "dep8", dep_q=8, shared=tmp_path_factory.getbasetemp() / "ms_shared")
     with pytest.raises(JmoshiError, match=r"n_q=16, dep_q=8") as e:
-        create(model=str(folder), device="cpu")
+        get_backend("moshi_ms", model=str(folder), device="cpu")
     assert str(folder / "model.safetensors") in str(e.value)
 
 
@@ -177,7 +177,7 @@ def test_prompt_bank_errors(tmp_path, backend, model_dir):
     with pytest.raises(JmoshiError, match="audio prompt not found"):
         PromptBank([tmp_path / "nope.wav"])
     with pytest.raises(JmoshiError, match="tts.options.backchannels: must be inline or drop"):
-        create(model=str(model_dir), backchannels="sometimes")
+        get_backend("moshi_ms", model=str(model_dir), backchannels="sometimes")
 
 
 def test_trim_end_cuts_trailing_silence_only():

@@ -102,19 +102,22 @@ def test_registry_lists_openjtalk_and_rejects_unknown_names():
 
 
 def test_registry_rejects_unknown_options():
-    with pytest.raises(JmoshiError, match=r"does not take these options.*it takes: margin") as e:
+    with pytest.raises(JmoshiError, match=r"backend 'openjtalk' has no option 'marign'; it takes: margin") as e:
         get_backend("openjtalk", marign=0.1)
-    assert e.value.key == "tts.options"
+    assert e.value.key == "tts.options.marign"
     with pytest.raises(JmoshiError, match="margin must be within"):
         get_backend("openjtalk", margin=-1)
 
 
 def test_registry_imports_no_backend_until_asked():
-    """Naming a backend is what loads it: the registry alone pulls in neither OpenJTalk nor scipy."""
+    """Building a backend is what loads its engine: the registry (and each backend's options model,
+    which a recipe check reads) pulls in none of OpenJTalk, scipy, onnxruntime or torch."""
     code = (
         "import sys; from jmoshi_augment.augment.speech.tts import get_backend, available_backends; "
+        "from jmoshi_augment.recipe import parse_recipe; "
+        "parse_recipe('corpus: {name: jsonl, path: builtin:sample}\\noutput: {dir: o}\\ntts: {backend: kokoro}\\n'); "
         "assert 'openjtalk' in available_backends(); "
-        "print(sorted(m for m in ('pyopenjtalk', 'scipy.signal', 'jmoshi_augment.augment.speech.tts.openjtalk') if m in sys.modules))"
+        "print(sorted(m for m in ('pyopenjtalk', 'scipy.signal', 'onnxruntime', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

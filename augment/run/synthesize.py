@@ -91,13 +91,12 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend 
     return result
 
 
-def dialogue_voices(recipe: Recipe, speakers: tuple[str, ...], rng: np.random.Generator, backend: Any) -> dict[str, VoiceConfig]:
+def dialogue_voices(recipe: Recipe, speakers: tuple[str, ...], rng: np.random.Generator, backend: TTSBackend) -> dict[str, VoiceConfig]:
     """The dialogue's two voices: a distinct pair drawn from ``tts.voice_space``, or two of
-    ``tts.voices``. Styles are drawn only for a backend that has them (kokoro)."""
+    ``tts.voices``. Styles are drawn only for a backend that has them."""
     space = recipe.tts.voice_space
     if space is not None:
-        pair = draw_voice_pair(space, rng, with_styles=bool(getattr(backend, "styles", ())),
-                               style_pitch=getattr(backend, "style_pitch", None))
+        pair = draw_voice_pair(space, rng, styles=backend.styles, style_pitch=backend.style_pitch)
         return dict(zip(speakers, pair))
     voice_idx = rng.choice(len(recipe.tts.voices), size=2, replace=False)
     return {spk: recipe.tts.voices[int(i)] for spk, i in zip(speakers, voice_idx)}
@@ -108,7 +107,7 @@ def render_segments(script: SpokenScript, voices: dict[str, VoiceConfig], backen
     """Each speaker's sentences in one call with the speaker's voice; each backchannel with its own
     small variant of it (``tts.variation``), so no two backchannel instances are the same clip."""
     rendered: list[RenderedSegment | None] = [None] * len(script.segments)
-    styles = tuple(getattr(backend, "styles", ()))
+    styles = backend.styles
     for speaker, voice in voices.items():
         idx = [i for i, s in enumerate(script.segments) if s.speaker == speaker and s.kind == "speech"]
         for i, r in zip(idx, backend.render([script.segments[i] for i in idx], voice)):

@@ -20,6 +20,7 @@ from jmoshi_augment.augment.run.run_report import unit_path
 from jmoshi_augment.augment.run.synthesize import DialogueResult
 from jmoshi_augment.augment.run.writers import write_rendering
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
+from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
 
@@ -115,7 +116,19 @@ def output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
     it, and how far into the corpus it goes (a larger limit extends the same run)."""
     recipe = {k: v for k, v in recipe.items() if k != "workers"}
     recipe["corpus"] = {k: v for k, v in recipe.get("corpus", {}).items() if k != "limit"}
+    tts = recipe.get("tts")
+    if isinstance(tts, dict):  # runs saved before typed options stored only the keys given
+        recipe["tts"] = {**tts, "options": _with_defaults(tts.get("backend"), tts.get("options") or {})}
     return recipe
+
+
+def _with_defaults(backend: Any, options: dict[str, Any]) -> dict[str, Any]:
+    from jmoshi_augment.augment.speech.tts.registry import backend_info
+
+    try:
+        return backend_info(backend).parse_options(options).model_dump(mode="json")
+    except JmoshiError:  # not options of this backend: compared as written
+        return options
 
 
 def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],

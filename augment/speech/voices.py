@@ -50,18 +50,20 @@ def base_pitch(style: object, style_pitch: Mapping[str, float] | None) -> float:
     return float(sum(w * style_pitch[n] for n, w in pairs))
 
 
-def draw_voice_pair(space: VoiceSpaceConfig, rng: np.random.Generator, *, with_styles: bool,
+def draw_voice_pair(space: VoiceSpaceConfig, rng: np.random.Generator, *, styles: Sequence[str] = (),
                     style_pitch: Mapping[str, float] | None = None) -> tuple[VoiceConfig, VoiceConfig]:
-    """Two voices that differ in dominant stock style (when the backend has styles) and whose
-    resulting pitches (the style's own pitch plus the shift) lie at least ``min_half_tone_gap``
-    semitones apart; speeds drawn independently."""
-    primaries = [str(s) for s in rng.choice(space.styles, size=2, replace=False)]
-    styles: list[object] = [None, None]
-    if with_styles:
+    """Two voices that differ in dominant stock style (a backend's ``styles``, or the space's
+    subset of them) and whose resulting pitches (the style's own pitch plus the shift) lie at
+    least ``min_half_tone_gap`` semitones apart; speeds drawn independently. A backend without
+    styles gets pitch and speed alone."""
+    pool = list(space.styles or styles) if styles else []
+    drawn: list[object] = [None, None]
+    if pool:
+        primaries = [str(s) for s in rng.choice(pool, size=2, replace=False)]
         for k, primary in enumerate(primaries):
-            others = [s for s in space.styles if s not in primaries]
-            styles[k] = _canonical(_style(primary, others, rng, space.blend_prob, space.blend_max))
-    base = [base_pitch(st, style_pitch if with_styles else None) for st in styles]
+            others = [s for s in pool if s not in primaries]
+            drawn[k] = _canonical(_style(primary, others, rng, space.blend_prob, space.blend_max))
+    base = [base_pitch(st, style_pitch if pool else None) for st in drawn]
     lo, hi = space.half_tone
     pitches = [float(rng.uniform(lo, hi))]
     for _ in range(PAIR_TRIES):
@@ -72,7 +74,7 @@ def draw_voice_pair(space: VoiceSpaceConfig, rng: np.random.Generator, *, with_s
         h = max((lo, hi), key=lambda x: abs(base[1] + x - base[0] - pitches[0]))
     pitches.append(h)
     voices = []
-    for style, half_tone in zip(styles, pitches):
+    for style, half_tone in zip(drawn, pitches):
         speed = round(float(rng.uniform(*space.speed)), 4)
         half_tone = round(half_tone, 3)
         voices.append(VoiceConfig(name=voice_label(style, half_tone, speed), style=style, half_tone=half_tone, speed=speed))

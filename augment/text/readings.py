@@ -10,14 +10,31 @@ written surface stays what the source said.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import re
 from functools import lru_cache
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 FIXED_OPEN, FIXED_SEP, FIXED_CLOSE = "\ue000", "\ue001", "\ue002"
 FIXED_WORD = re.compile(f"{FIXED_OPEN}([^{FIXED_SEP}]*){FIXED_SEP}([^{FIXED_CLOSE}]*){FIXED_CLOSE}")
 KATAKANA = re.compile(r"^[ァ-ヺー]+$")
 _SMALL_KANA = set("ァィゥェォャュョヮぁぃぅぇぉゃゅょゎ")
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def load_pyopenjtalk() -> Any:
+    """Import pyopenjtalk, OpenJTalk's front end (the script's readings; the HTS backend's engine),
+    with its import-time notice (printed to stdout) sent to the log."""
+    notice = io.StringIO()
+    with contextlib.redirect_stdout(notice):
+        import pyopenjtalk
+    if notice.getvalue().strip():
+        logger.debug("pyopenjtalk: %s", notice.getvalue().strip())
+    return pyopenjtalk
 
 
 def fixed(surface: str, reading: str) -> str:
@@ -103,8 +120,6 @@ def tagger():
 def front_end_reading(text: str) -> str:
     """OpenJTalk's reading of a short Japanese stretch (numbers with counters get their sound
     changes there: 3本 サンボン, 1分 イップン); ``""`` when it returns anything but katakana."""
-    from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
-
     kana = load_pyopenjtalk().g2p(text, kana=True).replace("’", "")
     return kana if KATAKANA.match(kana) else ""
 
@@ -157,8 +172,6 @@ def number_reading(integer: str, decimals: str = "", after: str = "") -> str:
 
 def _front_end_prons(text: str) -> list[tuple[int, int, str]]:
     """OpenJTalk's morphemes of ``text``: (start, end, pronunciation) with character spans."""
-    from jmoshi_augment.augment.speech.tts.openjtalk import load_pyopenjtalk
-
     pyopenjtalk = load_pyopenjtalk()
     njd, morphs = pyopenjtalk.run_frontend_detailed(text)
     try:

@@ -21,17 +21,15 @@ the contract is strict:
 Loudness is not a backend's business: the mixer normalises each channel and applies the voice's
 ``gain_db`` afterwards (recipe ``tts.loudness_dbfs``, ``VoiceConfig.gain_db``).
 
-Backends are looked up by name (:func:`get_backend`), the way lhotse's ``register_extractor`` works:
-an explicit decorator on a factory, and the heavy import happens inside the factory.
+Backends are looked up by name in :mod:`.registry`, each with its typed options model.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -45,8 +43,9 @@ from jmoshi_augment.augment.types import (
     WordTiming,
 )
 from jmoshi_augment.constants import TTS_PEAK_LIMIT
-from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.recipe import VoiceConfig
+
+if TYPE_CHECKING:
+    from jmoshi_augment.recipe import VoiceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +55,8 @@ EDGE_MARGIN: Seconds = 0.04  # silence kept before the first and after the last 
 @runtime_checkable
 class TTSBackend(Protocol):
     name: str
+    styles: tuple[str, ...]  # stock voice styles a voice may name or blend (empty: the backend has none)
+    style_pitch: Mapping[str, float]  # each style's own pitch, semitones re 100 Hz (voice pairs keep apart)
 
     def render(self, segments: Sequence[Segment], voice: VoiceConfig) -> list[RenderedSegment]:
         """One :class:`RenderedSegment` per segment, in order (see the module docstring)."""
@@ -155,57 +156,3 @@ def check_rendered(segment: Segment, rendered: RenderedSegment) -> None:
         last = t.start
     if rendered.audio.size and float(np.abs(rendered.audio).max()) >= 1.0:
         raise AssertionError("audio is not peak-safe")
-
-
-# ------------------------------------------------------------------------------------ registry
-
-BackendKind = Literal["segment", "dialogue"]
-BackendFactory = Callable[..., "TTSBackend | DialogueBackend"]
-_REGISTRY: dict[str, tuple[BackendFactory, BackendKind]] = {}
-
-
-def register_backend(name: str, kind: BackendKind = "segment") -> Callable[[BackendFactory], BackendFactory]:
-    """Register ``factory(*, option=default, ...)`` under ``name`` (a recipe's ``tts.backend``);
-    the factory's keyword parameters are the backend's ``tts.options``. ``kind`` says whether it
-    builds a :class:`TTSBackend` ("segment") or a :class:`DialogueBackend` ("dialogue")."""
-
-    def decorator(factory: BackendFactory) -> BackendFactory:
-        if name in _REGISTRY and _REGISTRY[name] != (factory, kind):
-            raise ValueError(f"TTS backend {name!r} is already registered")
-        _REGISTRY[name] = (factory, kind)
-        return factory
-
-    return decorator
-
-
-def available_backends() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def _entry(name: str) -> tuple[BackendFactory, BackendKind]:
-    if name not in _REGISTRY:
-        raise JmoshiError(f"unknown TTS backend {name!r}; known: {', '.join(available_backends()) or 'none'}",
-                          key="tts.backend")
-    return _REGISTRY[name]
-
-
-def backend_kind(name: str) -> BackendKind:
-    """Whether ``name`` voices segments (planned and mixed by us) or whole dialogues."""
-    return _entry(name)[1]
-
-
-def get_backend(name: str, **options: Any) -> "TTSBackend | DialogueBackend":
-    """Build the backend ``name`` with the recipe's ``tts.options``."""
-    factory, _ = _entry(name)
-    try:  # factories spell out their options, so a typo is caught before any heavy import
-        inspect.signature(factory).bind(**options)
-    except TypeError as e:
-        raise JmoshiError(f"backend {name!r} does not take these options ({e}); "
-                          f"it takes: {_option_names(factory)}", key="tts.options") from None
-    return factory(**options)
-
-
-def _option_names(target: Callable[..., Any]) -> str:
-    names = [p.name for p in inspect.signature(target).parameters.values()
-             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
-    return ", ".join(names) or "no options"

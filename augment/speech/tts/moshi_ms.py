@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, DialogueRequest, RenderFailed, peak_safe
 from jmoshi_augment.augment.speech.tts.ms_decode import DecodeItem, DecodeLimits, DecodeOutput, StreamSampling, undelay
+from jmoshi_augment.augment.speech.tts.registry import DialogueOptions, PathOption
 from jmoshi_augment.augment.speech.tts.ms_model import (  # noqa: F401  (re-exported: moshi_ms's public names)
     PROMPT_EXTS,
     MultiStreamModel,
@@ -330,33 +333,88 @@ class MoshiMultiStreamTTS:
         )
 
 
-def create(*, model: str, prompts: Sequence[str] = (), device: str = "auto", lm: str | None = None,
-           mimi: str | None = None, tokenizer: str | None = None, batch_size: int = 8,
-           temp_text: float = 0.55, top_k_text: int = 25, temp_main: float = 0.6, top_k_main: int = 250,
-           temp_other: float = 0.6, top_k_other: int = 250, pad_bonus: float = 0.0, max_frames: int = 2000,
-           tail_frames: int = 25, backchannels: str = "inline", end_punct: bool = True,
-           prompt_seconds: float = 10.0, prompt_text: str = "pad", silence_db: float = -40.0) -> MoshiMultiStreamTTS:
-    """Factory for ``tts.backend: moshi_ms``; every keyword is a ``tts.options`` key.
+class MultiStreamTTSOptions(DialogueOptions):
+    """``tts.options`` of the moshi_ms backend (J-Moshi's multi-stream TTS method)."""
 
-    ``model``: J-Moshi-layout folder or HF repo id; ``prompts``: stereo wavs / token ``.npy`` files
-    or folders of them (the voice-pair bank).
-    """
-    for name, value in (("temp_text", temp_text), ("temp_main", temp_main), ("temp_other", temp_other)):
-        if value < 0:
-            raise JmoshiError(f"must be >= 0 (0 = greedy), got {value}", key=f"tts.options.{name}")
-    for name, value in (("batch_size", batch_size), ("max_frames", max_frames)):
-        if value < 1:
-            raise JmoshiError(f"must be >= 1, got {value}", key=f"tts.options.{name}")
-    if backchannels not in ("inline", "drop"):
-        raise JmoshiError(f"must be inline or drop, got {backchannels!r}", key="tts.options.backchannels")
-    if prompt_text not in ("pad", "zero"):
-        raise JmoshiError(f"must be pad or zero, got {prompt_text!r}", key="tts.options.prompt_text")
-    device = resolve_device(device, key="tts.options.device")
-    loaded = load_multistream_model(model, device=device, lm=lm, mimi=mimi, tokenizer=tokenizer)
+    model: Annotated[str, PathOption("model")] = Field(..., description="J-Moshi-layout folder or Hugging Face repo id.")
+    prompts: Annotated[tuple[str, ...], PathOption("prompts")] = Field(
+        (), description="Stereo wavs / token .npy files, or folders of them: the voice-pair bank.")
+    lm: Annotated[Optional[str], PathOption("file")] = Field(None, description="LM weights, if not the folder's.")
+    mimi: Annotated[Optional[str], PathOption("file")] = Field(None, description="Mimi weights, if not the folder's.")
+    tokenizer: Annotated[Optional[str], PathOption("file")] = Field(None, description="SentencePiece model, if not the folder's.")
+    batch_size: int = Field(8, description="Dialogues decoded at once.")
+    temp_text: float = Field(0.55, description="Temperature of the text stream's pad/word choice (0: greedy).")
+    top_k_text: int = Field(25, description="Top-k of the text stream.")
+    temp_main: float = Field(0.6, description="Temperature of the main speaker's codebooks.")
+    top_k_main: int = Field(250, description="Top-k of the main speaker's codebooks.")
+    temp_other: float = Field(0.6, description="Temperature of the other speaker's codebooks.")
+    top_k_other: int = Field(250, description="Top-k of the other speaker's codebooks.")
+    pad_bonus: float = Field(0.0, description="Added to the pad logit: more pauses.")
+    max_frames: int = Field(2000, description="Frames after which an unconsumed script fails its rendering.")
+    tail_frames: int = Field(25, description="Frames decoded after the last word.")
+    end_punct: bool = Field(True, description="Give every turn a sentence-final mark.")
+    prompt_seconds: float = Field(10.0, description="Longest audio prompt kept, s.")
+    prompt_text: str = Field("pad", description="Text stream under the prompt: pad or zero.")
+    silence_db: float = Field(-40.0, description="Level below which the trailing audio is trimmed, dB re peak.")
+
+    @field_validator("temp_text", "temp_main", "temp_other")
+    @classmethod
+    def _temperature(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"must be >= 0 (0 = greedy), got {v}")
+        return v
+
+    @field_validator("batch_size", "max_frames")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be >= 1, got {v}")
+        return v
+
+    @field_validator("prompt_text")
+    @classmethod
+    def _prompt_text(cls, v: str) -> str:
+        if v not in ("pad", "zero"):
+            raise ValueError(f"must be pad or zero, got {v!r}")
+        return v
+
+    def check_files(self, voices: Sequence[Any]) -> Iterable[JmoshiError]:
+        yield from super().check_files(voices)
+        folder = Path(self.model).expanduser()
+        if folder.is_dir():
+            yield from self._folder_files(folder)
+
+    def _folder_files(self, folder: Path) -> Iterable[JmoshiError]:
+        """A J-Moshi-layout folder holds the LM, Mimi and tokenizer files (names from its
+        config.json when it has one), unless an option points elsewhere."""
+        import json
+
+        from jmoshi_augment.checkpoints import LM_NAME, MIMI_NAME, TEXT_TOKENIZER_NAME
+        from jmoshi_augment.errors import first_line
+
+        names = {"lm": LM_NAME, "mimi": MIMI_NAME, "tokenizer": TEXT_TOKENIZER_NAME}
+        config = folder / "config.json"
+        if config.is_file():
+            try:
+                raw = json.loads(config.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                yield JmoshiError(f"not valid JSON: {first_line(e)}", path=config, key="tts.options.model")
+                return
+            if isinstance(raw, dict):
+                names.update({k: raw.get(f"{n}_name", names[k]) for k, n in (("lm", "moshi"), ("mimi", "mimi"), ("tokenizer", "tokenizer"))})
+        for key, file_name in names.items():
+            if getattr(self, key) is None and not (folder / file_name).is_file():
+                yield JmoshiError(f"model folder lacks {file_name} (or set tts.options.{key})", path=folder, key="tts.options.model")
+
+
+def build(o: MultiStreamTTSOptions) -> MoshiMultiStreamTTS:
+    """The backend from its validated options: loads the checkpoint and the prompt bank."""
+    device = resolve_device(o.device, key="tts.options.device")
+    loaded = load_multistream_model(o.model, device=device, lm=o.lm, mimi=o.mimi, tokenizer=o.tokenizer)
     options = MultiStreamOptions(
-        sampling=StreamSampling(temp_text, top_k_text, temp_main, top_k_main, temp_other, top_k_other, pad_bonus),
-        limits=DecodeLimits(max_frames=max_frames, tail_frames=tail_frames),
-        batch_size=batch_size, backchannels=backchannels,  # type: ignore[arg-type]
-        end_punct=end_punct, silence_db=silence_db,
+        sampling=StreamSampling(o.temp_text, o.top_k_text, o.temp_main, o.top_k_main, o.temp_other, o.top_k_other, o.pad_bonus),
+        limits=DecodeLimits(max_frames=o.max_frames, tail_frames=o.tail_frames),
+        batch_size=o.batch_size, backchannels=o.backchannels,  # type: ignore[arg-type]
+        end_punct=o.end_punct, silence_db=o.silence_db,
     )
-    return MoshiMultiStreamTTS(loaded, PromptBank(prompts, max_seconds=prompt_seconds, text=prompt_text), options)
+    return MoshiMultiStreamTTS(loaded, PromptBank(list(o.prompts), max_seconds=o.prompt_seconds, text=o.prompt_text), options)

@@ -19,24 +19,23 @@ renderings by the engine itself.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import io
 import logging
 import threading
-from functools import lru_cache
 from math import gcd
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Sequence
 
 import numpy as np
-from scipy.signal import resample_poly
 
-from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, RenderMemo, peak_safe, unvoiced
+from jmoshi_augment.augment.speech.tts.base import RenderMemo, peak_safe, unvoiced
 from jmoshi_augment.augment.speech.tts.htsvoice import DurationModel, load_duration_model
-from jmoshi_augment.augment.text.readings import aligned_stretches
-from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Seconds, Segment, Word, WordTiming
+from jmoshi_augment.augment.text.readings import aligned_stretches, load_pyopenjtalk  # noqa: F401  (tests import it from here too)
+from jmoshi_augment.augment.types import SAMPLE_RATE, RenderedSegment, Segment, Word, WordTiming
+from jmoshi_augment.augment.speech.tts.registry import SegmentOptions
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.recipe import VoiceConfig
+
+if TYPE_CHECKING:
+    from jmoshi_augment.recipe import VoiceConfig
 from jmoshi_augment.augment.text.punctuation import PROSODIC
 
 logger = logging.getLogger(__name__)
@@ -46,17 +45,6 @@ MORA_END = frozenset("aiueoAIUEO") | {"N", "cl"}  # a mora ends with a vowel, �
 HTS_FULL_SCALE = 32768.0  # hts_engine renders 16-bit PCM values as floats
 MEMO_MAX_WORDS = 2  # segments this short (a backchannel, a lone filler) are memoised
 MEMO_SIZE = 512
-
-
-@lru_cache(maxsize=1)
-def load_pyopenjtalk() -> Any:
-    """Import pyopenjtalk with its import-time notice (printed to stdout) sent to the log."""
-    notice = io.StringIO()
-    with contextlib.redirect_stdout(notice):
-        import pyopenjtalk
-    if notice.getvalue().strip():
-        logger.debug("pyopenjtalk: %s", notice.getvalue().strip())
-    return pyopenjtalk
 
 
 def phoneme(label: str) -> str:
@@ -242,16 +230,33 @@ def morpheme_spans_of(mapping: Sequence[dict[str, Any]]) -> list[tuple[int, int]
 # ----------------------------------------------------------------------------------- the backend
 
 
+class OpenJTalkOptions(SegmentOptions):
+    """``tts.options`` of the openjtalk backend (voice files are the voices' ``htsvoice``)."""
+
+    bundled_voice: ClassVar[str | None] = "bundled mei_normal.htsvoice"
+
+    def check_files(self, voices: Sequence["VoiceConfig"]) -> Iterable[JmoshiError]:
+        """Each voice's HTS voice file parses (its duration model is what the word timings need)."""
+        yield from super().check_files(voices)
+        for i, voice in enumerate(voices):
+            if voice.htsvoice is None:
+                continue
+            try:
+                load_duration_model(voice.htsvoice)
+            except JmoshiError as e:
+                yield JmoshiError(e.message, path=e.path, key=f"tts.voices.{i}.htsvoice")
+
+
 class OpenJTalkBackend:
     """``openjtalk``: the bundled mei_normal voice (or any ``.htsvoice``) at a voice's speed and
-    pitch. Options (recipe ``tts.options``): ``margin`` — seconds of silence kept at each end."""
+    pitch (:class:`OpenJTalkOptions`)."""
 
     name = "openjtalk"
+    styles: tuple[str, ...] = ()  # one HTS voice per file: no styles to blend
+    style_pitch: dict[str, float] = {}
 
-    def __init__(self, margin: Seconds = EDGE_MARGIN) -> None:
-        if not 0 <= margin <= 1:
-            raise JmoshiError(f"margin must be within 0..1 s, got {margin}", key="tts.options.margin")
-        self.margin = float(margin)
+    def __init__(self, options: OpenJTalkOptions = OpenJTalkOptions()) -> None:
+        self.margin = options.margin
         self._engines: dict[str, Any] = {}
         self._lock = threading.Lock()  # an engine's speed/pitch settings hold until its next synthesis
         # Backchannel and fillers repeat endlessly (うん, はい, えー): rendering is deterministic, so a
@@ -326,6 +331,8 @@ class OpenJTalkBackend:
         speech = [i for i, p in enumerate(phones) if p not in SILENT]
         first, last = bounds[speech[0], 0] / sr, bounds[speech[-1], 1] / sr
         g = gcd(sr, SAMPLE_RATE)
+        from scipy.signal import resample_poly  # 1 s to import: only when a segment is rendered
+
         audio = resample_poly(wave / HTS_FULL_SCALE, SAMPLE_RATE // g, sr // g) if sr != SAMPLE_RATE else wave / HTS_FULL_SCALE
         a = max(int(round((first - self.margin) * SAMPLE_RATE)), 0)
         b = min(int(round((last + self.margin) * SAMPLE_RATE)), len(audio))
