@@ -322,7 +322,7 @@ def chat(
     device: str = typer.Option("cuda", "--device", help="cuda, cuda:N or cpu."),
     half: bool = typer.Option(False, "--half", help="float16 instead of bfloat16 on GPU (older GPUs)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the model to the network."),
-    port: int = typer.Option(8998, "--port", min=1, max=65535),
+    port: int = typer.Option(8998, "--port", min=0, max=65535, help="Port to listen on (0: any free port, printed at start)."),
     slots: int = typer.Option(1, "--slots", min=1, help="Concurrent sessions, batched in one step."),
     token: Optional[str] = typer.Option(None, "--token", envvar="JMOSHI_CHAT_TOKEN", help="Require this access token (?token=... or Bearer)."),
     record_dir: Optional[Path] = typer.Option(None, "--record-dir", help="Save each session as a stereo wav (0 model, 1 user)."),
