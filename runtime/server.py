@@ -238,10 +238,9 @@ class ChatServer:
             self.refused_log.add()
             if opts.queue:
                 why = (f"no slot freed within {opts.queue_wait_s:.0f} s" if self._queue.has_room()
-                       else f"all {self.engine.slots} conversation slots are in use and {self._queue.waiting} "
-                            "clients are already waiting")
+                       else f"{self._slots_in_use()} and {self._queue.waiting} clients are already waiting")
             else:
-                why = f"all {self.engine.slots} conversation slots are in use"
+                why = self._slots_in_use()
             await ws.send_bytes(protocol.error(f"busy: {why}, try again later"))
             await ws.close(code=BUSY_CLOSE_CODE, message=b"busy")
             return
@@ -287,6 +286,10 @@ class ChatServer:
                             frames * self.engine.frame_size / self.engine.model.sample_rate, recorder.path)
             logger.info("session %s: closed after %d steps", name, session.steps)
 
+    def _slots_in_use(self) -> str:
+        n = self.engine.slots
+        return "the only conversation slot is in use" if n == 1 else f"all {n} conversation slots are in use"
+
     async def _wait_in_queue(self, ws: web.WebSocketResponse, try_open) -> tuple["Session | None", "asyncio.Future | None", bool]:
         """Wait for a slot while reading the socket (pongs, a client leaving; audio sent meanwhile
         is dropped: the model has not heard anything yet). Returns (session or None on timeout,
@@ -299,7 +302,7 @@ class ChatServer:
             await ws.send_bytes(protocol.metadata({
                 "event": "queued", "place": place, "waiting": waiting, "slots": slots,
                 "max_wait_s": self.options.queue_wait_s,
-                "message": f"all {slots} conversation slots are in use: you are number {place} in the queue",
+                "message": f"{self._slots_in_use()}: you are number {place} in the queue",
             }))
 
         waiter = asyncio.ensure_future(self._queue.wait(try_open, on_place))
