@@ -86,8 +86,10 @@ def test_delay_is_the_age_of_the_user_audio_the_model_has_answered():
         for (let i = 0; i < 10; i++) m.onSent(0.02, i * 0.02);          // 0.2 s sent by t = 0.18
         m.onReceived(0.08, 0.30); out.push(m.delay);                      // answers the send at t = 0.06
         m.onReceived(0.08, 0.40); out.push(m.delay);                      // ... the send at t = 0.14
+        m.onSent(0.2, 0.5); m.onDropped(0.04);                            // 0.04 s will never be answered
+        m.onReceived(0.02, 0.60); out.push(m.delay);                      // so this answers the send at t = 0.5
         console.log(JSON.stringify(out));""")
-    assert delays == pytest.approx([0.24, 0.26])
+    assert delays == pytest.approx([0.24, 0.26, 0.1])  # 0.44 if the drop were not counted
 
 
 @pytest.mark.skipif(NODE is None, reason="no node binary")

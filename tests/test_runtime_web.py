@@ -105,14 +105,14 @@ def test_https_conversation_meters_delay_downloads_and_queue(browser, ports, tmp
     a.click("#start")
     assert _state(a, "connected", "error") == "connected", a.text_content("#error")
     a.wait_for_function(
-        "window.jmoshi.stats.delay !== null && window.jmoshi.stats.decodedFrames > 40 && "
+        "window.jmoshi.stats.delay !== null && window.jmoshi.stats.decodedFrames > 20 && "
         "Math.max(...window.jmoshi.levels.input) > -50 && Math.max(...window.jmoshi.levels.output) > -80 && "
         "window.jmoshi.levels.input.length > 10", timeout=60_000)
     levels = a.evaluate("window.jmoshi.levels")
     for which in ("input", "output"):  # moving: the bars change from one reading to the next
         assert len(set(round(x, 1) for x in levels[which] if x > -100)) > 3, (which, levels[which])
     assert re.fullmatch(r"\d+\.\d\d", a.text_content("#delay"))
-    assert 0 < float(a.text_content("#delay")) < 5
+    assert 0 < float(a.text_content("#delay")) < a.evaluate("window.jmoshi.stats.sentSeconds") + 0.5
     assert a.text_content("#state") == "connected" and not a.is_enabled("#download-wav")
     assert float(a.text_content("#sent")) > 0.5 and a.evaluate("window.jmoshi.stats.sentSeconds") > 0.5
     _shot(a, "connected")

@@ -217,7 +217,11 @@ class ChatSession {
     } else if (kind === KIND.METADATA) {
       let notice = null;
       try { notice = JSON.parse(this.textDecoder.decode(payload)); } catch (e) { return; }
-      if (notice.event === "input_dropped") this.stats.droppedSeconds += notice.seconds ?? notice.frames * 0.08;
+      if (notice.event === "input_dropped") {
+        const seconds = notice.seconds ?? notice.frames * 0.08;
+        this.stats.droppedSeconds += seconds;
+        this.delayMeter.onDropped(seconds);
+      }
       const text = describeNotice(notice);
       if (notice.event === "queued") setState("queued", text);
       else if (text) showNotice(`${new Date().toLocaleTimeString()}: ${text}`);

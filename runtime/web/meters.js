@@ -20,6 +20,10 @@ class DelayMeter {
     this.marks.push([this.sent, now]);
   }
 
+  // The server dropped the oldest `seconds` of the user's queued audio (a 0x04 input_dropped
+  // notice): they will never be answered, so the model's audio from now on answers later audio.
+  onDropped(seconds) { this.received += seconds; }
+
   onReceived(seconds, now) {
     this.received += seconds;
     // the first send that completed the user's first `received` seconds
