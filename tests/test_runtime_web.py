@@ -28,6 +28,7 @@ from runtime_helpers import speech_like, tiny_model
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).parent / "artifacts"
+DOCS_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "chat"
 NAME = "chat.test"  # a made-up host name: the page is not on localhost, so only https makes it secure
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install chromium)")
 
@@ -89,8 +90,20 @@ def _page(browser, url: str, microphone: bool = True):
 
 
 def _shot(page, state: str) -> None:
+    """tests/artifacts/chat-STATE.png; with JMOSHI_DOCS_SCREENSHOTS=1 also docs/chat/STATE.png, cut to
+    the page's column and reduced to 48 colours (~15 KB)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"chat-{state}.png"), full_page=True)
+    path = ARTIFACTS / f"chat-{state}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("JMOSHI_DOCS_SCREENSHOTS") == "1":
+        from PIL import Image
+
+        image = Image.open(path).convert("RGB")
+        pixels = np.asarray(image).astype(int)
+        used = np.where((np.abs(pixels - pixels[-1, 0]).sum(axis=2) > 30).any(axis=1))[0]
+        left = max(0, (image.width - 800) // 2)
+        image = image.crop((left, 0, left + 800, min(image.height, used.max() + 24)))
+        image.quantize(colors=48).save(DOCS_SHOTS / f"{state}.png", optimize=True)
 
 
 def _state(page, *states: str, timeout: float = 30_000) -> str:
@@ -118,9 +131,12 @@ def test_https_conversation_meters_delay_downloads_and_queue(browser, ports, tmp
     _shot(a, "connected")
 
     b, errors_b = _page(browser, url)  # the only slot is taken: b waits with its place shown
+    b.click("details.settings summary")
+    b.fill("#audio_topk", "900")  # beyond the server's bound: clamped, and b is told so
     b.click("#start")
     assert _state(b, "queued", "error") == "queued"
     assert "number 1 in the queue" in b.text_content("#notice")
+    assert b.input_value("#text_temperature") != "" and b.get_attribute("#audio_topk", "max") == "500"
     _shot(b, "queued")
     c, _ = _page(browser, url)  # the queue is full too: c hears "busy", once
     c.click("#start")
@@ -131,6 +147,7 @@ def test_https_conversation_meters_delay_downloads_and_queue(browser, ports, tmp
     a.click("#stop")  # a leaves: b gets in
     assert a.evaluate("window.jmoshi.state") == "closed"
     assert _state(b, "connected", "error") == "connected"
+    b.wait_for_function("window.jmoshi.notices.some((n) => n.includes('audio_topk 900 -> 500'))", timeout=10_000)
     session_s = a.evaluate("(window.jmoshi.endedAt - window.jmoshi.connectedAt) / 1000")
     transcript = a.evaluate("window.jmoshi.transcript")
     assert a.is_enabled("#download-wav") and a.is_enabled("#download-text")

@@ -13,7 +13,7 @@ const SAMPLING_FIELDS = ["text_temperature", "text_topk", "audio_temperature", "
 const $ = (id) => document.getElementById(id);
 const newStats = () => ({ sentSeconds: 0, receivedSeconds: 0, playedSeconds: 0, droppedSeconds: 0, gapSeconds: 0,
                           sentPages: 0, receivedPages: 0, decodedFrames: 0, textPieces: 0, delay: null });
-window.jmoshi = { stats: newStats(), state: "idle", transcript: "", levels: { input: [], output: [] }, recording: null };
+window.jmoshi = { stats: newStats(), state: "idle", transcript: "", levels: { input: [], output: [] }, recording: null, notices: [] };
 
 function setState(state, detail) {
   window.jmoshi.state = state;
@@ -30,6 +30,7 @@ function setState(state, detail) {
 }
 
 function showNotice(message) {
+  window.jmoshi.notices.push(message);
   $("notice").hidden = false;
   $("notice").textContent = message;
 }
