@@ -122,7 +122,11 @@ class SamplingBounds:
 class RowSampling:
     """Each row's temperatures and top-k, as device buffers at fixed addresses (a CUDA graph
     replays reads of the captured addresses): draw 0 of a step is ``LMGen``'s text token, the
-    others are audio codebooks (moshi ``lm.py`` samples text, then the depformer's ``dep_q``)."""
+    others are audio codebooks (moshi ``lm.py`` samples text, then the depformer's ``dep_q``).
+
+    The candidates raced per draw are the largest k any row uses (known on the host, so no device
+    sync), not the bound: per-row top-k then costs what one top-k cost (``bench/bench_row_sampling.py``).
+    Inside a CUDA graph capture the shape is frozen for every later replay, so there it is the bound."""
 
     def __init__(self, batch_size: int, default: SamplingOptions, max_top_k: int, device: Any) -> None:
         import torch
@@ -132,15 +136,31 @@ class RowSampling:
         self.temp_text = torch.full((batch_size,), float(default.temp_text), device=device)
         self.top_k = torch.full((batch_size,), int(default.top_k), dtype=torch.long, device=device)
         self.top_k_text = torch.full((batch_size,), int(default.top_k_text), dtype=torch.long, device=device)
+        self._k = [int(default.top_k)] * batch_size  # host copies of top_k / top_k_text
+        self._k_text = [int(default.top_k_text)] * batch_size
+        self._greedy = [default.temp <= 0 or default.temp_text <= 0] * batch_size
 
     def set(self, row: int, options: SamplingOptions) -> None:
+        self._k[row] = min(int(options.top_k), self.max_top_k)
+        self._k_text[row] = min(int(options.top_k_text), self.max_top_k)
         self.temp[row], self.temp_text[row] = float(options.temp), float(options.temp_text)
-        self.top_k[row] = min(int(options.top_k), self.max_top_k)
-        self.top_k_text[row] = min(int(options.top_k_text), self.max_top_k)
+        self.top_k[row], self.top_k_text[row] = self._k[row], self._k_text[row]
+        self._greedy[row] = options.temp <= 0 or options.temp_text <= 0
 
     def move(self, src: int, dst: int) -> None:
         for t in (self.temp, self.temp_text, self.top_k, self.top_k_text):
             t[dst] = t[src]
+        self._k[dst], self._k_text[dst] = self._k[src], self._k_text[src]
+        self._greedy[dst] = self._greedy[src]
+
+    def plan(self, text: bool, rows: int) -> tuple[int, bool]:
+        """For a draw over the first ``rows`` rows: how many top candidates to race, and whether
+        any row may be greedy (else the argmax pass is skipped)."""
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            return self.max_top_k, True
+        return max((self._k_text if text else self._k)[:rows]), any(self._greedy[:rows])
 
 
 class SlotSampler:
@@ -174,25 +194,27 @@ class SlotSampler:
         else:
             r = self.rows
             temps, ks = (r.temp_text, r.top_k_text) if text else (r.temp, r.top_k)
-            k = min(r.max_top_k, V)
-            token = sample_rows(flat[:, 0].float(), temps[:B], ks[:B], k, hash_uniform(self.seeds, counter, k))
+            k, greedy = r.plan(text, B)
+            k = min(k, V)
+            token = sample_rows(flat[:, 0].float(), temps[:B], ks[:B], k, hash_uniform(self.seeds, counter, k), greedy)
         return token.view(*logits.shape[:-1])
 
 
 def sample_rows(logits: "torch.Tensor", temps: "torch.Tensor", top_ks: "torch.Tensor", k_max: int,
-                uniform: "torch.Tensor") -> "torch.Tensor":
+                uniform: "torch.Tensor", greedy: bool = True) -> "torch.Tensor":
     """:func:`jmoshi_augment.sampling.sample` with a temperature and top-k per row (``temps`` [B],
     ``top_ks`` [B] <= ``k_max``): the top ``k_max`` candidates race as there, and those past a row's
     own k are struck out, so a row draws exactly what ``sample(..., temp, k)`` draws for it alone
-    (column j of ``uniform`` depends on j only). A row with temperature 0 takes the argmax."""
+    (column j of ``uniform`` depends on j only). With ``greedy``, a row with temperature 0 takes the
+    argmax (without it, the caller promises no row has temperature 0)."""
     import torch
 
-    probs = torch.softmax(logits / temps.clamp(min=1e-6)[:, None], dim=-1)
+    probs = torch.softmax(logits / (temps.clamp(min=1e-6) if greedy else temps)[:, None], dim=-1)
     p, idx = probs.topk(k_max, dim=-1, sorted=True)
     keep = torch.arange(k_max, device=logits.device)[None, :] < top_ks[:, None]
     race = torch.where(keep, p / -torch.log(uniform[:, :k_max]), torch.zeros_like(p))
     sampled = idx.gather(-1, race.argmax(dim=-1, keepdim=True))[:, 0]
-    return torch.where(temps > 0, sampled, logits.argmax(dim=-1))
+    return torch.where(temps > 0, sampled, logits.argmax(dim=-1)) if greedy else sampled
 
 
 _local = threading.local()

@@ -135,3 +135,11 @@ def test_per_session_sampling_is_clamped_and_reported_and_favicon_is_served():
             assert "audio_topk 900 -> 500" in notice["message"]
             await ws.close()
     run(main())
+
+
+def test_cli_refuses_a_certificate_folder_without_key_in_one_line_before_loading_the_model(tmp_path):
+    from test_bad_input import assert_one_line, cli
+
+    (tmp_path / "cert.pem").write_bytes(tls.make_self_signed(("localhost",))[0])
+    res = cli("chat", str(tmp_path / "no-such-model"), "--device", "cpu", "--ssl", str(tmp_path))
+    assert_one_line(res, "key.pem not found")
