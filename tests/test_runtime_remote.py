@@ -118,6 +118,21 @@ def test_queue_shows_the_place_admits_in_order_and_is_bounded():
     run(main())
 
 
+def test_a_waiting_client_is_told_1001_when_the_server_shuts_down():
+    async def main():
+        async with running_server(ServerOptions(opus_workers=0, queue=1), slots=1) as (http, url, _, server):
+            a = await http.ws_connect(url + "/api/chat")
+            await handshake(a)
+            b = await http.ws_connect(url + "/api/chat")
+            assert (await _notice(b))["place"] == 1
+            await server._on_shutdown(None)  # what Ctrl-C / SIGTERM do first
+            for ws in (a, b):
+                while (msg := await asyncio.wait_for(ws.receive(), 10)).type == aiohttp.WSMsgType.BINARY:
+                    pass
+                assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    run(main())
+
+
 def test_per_session_sampling_is_clamped_and_reported_and_favicon_is_served():
     async def main():
         async with running_server(ServerOptions(opus_workers=0)) as (http, url, engine, _):

@@ -89,7 +89,7 @@ def _wait_gone(pids: set[int], timeout: float) -> set[int]:
 
 
 @pytest.mark.skipif(CLI is None or not Path("/proc/self/stat").exists(), reason="needs the installed CLI and /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_stop_signal_closes_clients_and_leaves_no_child(tmp_path, sig):
     proc, port, lines = _start_server(tmp_path)
     try:
@@ -109,11 +109,11 @@ def test_stop_signal_closes_clients_and_leaves_no_child(tmp_path, sig):
 
         found: set[int] = set()
         close_code = asyncio.run(main())
-        assert proc.wait(20) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
+        assert proc.wait(20) == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
         assert not _wait_gone(found, 5.0), "child processes outlived the server"
-        if sig == signal.SIGTERM:
+        if sig != signal.SIGKILL:  # the Ctrl-C path, whichever signal
             assert close_code == SHUTDOWN_CLOSE_CODE
-            assert any("stopped (SIGTERM)" in line for line in lines), "".join(lines)
+            assert any(f"stopped ({sig.name})" in line for line in lines), "".join(lines)
             assert len(list(tmp_path.glob("*.wav"))) == 1 and not list(tmp_path.glob("*.tmp-*"))
     finally:
         if proc.poll() is None:
