@@ -299,11 +299,14 @@ class ChatServer:
         async def on_place(place: int, waiting: int) -> None:
             if ws.closed:
                 return
-            await ws.send_bytes(protocol.metadata({
-                "event": "queued", "place": place, "waiting": waiting, "slots": slots,
-                "max_wait_s": self.options.queue_wait_s,
-                "message": f"{self._slots_in_use()}: you are number {place} in the queue",
-            }))
+            try:
+                await ws.send_bytes(protocol.metadata({
+                    "event": "queued", "place": place, "waiting": waiting, "slots": slots,
+                    "max_wait_s": self.options.queue_wait_s,
+                    "message": f"{self._slots_in_use()}: you are number {place} in the queue",
+                }))
+            except (ConnectionResetError, RuntimeError):  # gone: the receive side will see it
+                pass
 
         waiter = asyncio.ensure_future(self._queue.wait(try_open, on_place))
         receive = asyncio.ensure_future(ws.receive())

@@ -245,7 +245,7 @@ class ChatSession {
     node.connect(this.output);
     const now = this.ctx.currentTime;
     if (this.playHead < now + 0.02) { // an underrun: the model's audio came late
-      if (this.stats.playedSeconds > 0) this.stats.gapSeconds += now + 0.06 - Math.max(this.playHead, now - 0.06);
+      if (this.stats.playedSeconds > 0) this.stats.gapSeconds += now + 0.06 - this.playHead; // silence inserted
       this.playHead = now + 0.06; // small jitter buffer
     }
     node.start(this.playHead);
