@@ -24,7 +24,7 @@ import numpy as np
 
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime.ratelog import RateLimitedLog
-from jmoshi_augment.runtime.sampling import SamplingOptions
+from jmoshi_augment.runtime.sampling import SESSION_TOP_K_MAX, SamplingOptions
 from jmoshi_augment.runtime.stepper import NO_TEXT, BatchStepper, StepResult
 
 if TYPE_CHECKING:
@@ -98,13 +98,14 @@ class Engine:
     """Runs the batched step for up to ``slots`` sessions, paced by their own input."""
 
     def __init__(self, model: "LoadedModel", slots: int, sampling: SamplingOptions = SamplingOptions(),
-                 *, max_backlog_s: float = 2.0, log_interval_s: float = 10.0, max_top_k: int = 0) -> None:
+                 *, max_backlog_s: float = 2.0, log_interval_s: float = 10.0, max_top_k: int = SESSION_TOP_K_MAX) -> None:
         self.model = model
         self.slots = slots
         self.frame_size = model.frame_size
         self.max_backlog = max(1, int(round(max_backlog_s * model.mimi.frame_rate)))
         self.sampling = sampling
-        self._stepper_args = (model, slots, sampling, max_top_k)  # max_top_k: the most a session may ask
+        self.max_top_k = max_top_k  # the largest top-k a session may ask for
+        self._stepper_args = (model, slots, sampling, max_top_k)
         self.stepper: BatchStepper | None = None
         self._cond = threading.Condition()
         self._rows: list[Session] = []  # row i of the batch holds _rows[i]; engine thread only

@@ -72,6 +72,9 @@ class SamplingOptions:
         return replace(merged, **{k: v for k, v in flags.items() if v is not None})
 
 
+SESSION_TOP_K_MAX = 500  # the largest top-k a session may ask for by default (Kyutai's client slider)
+
+
 @dataclass(frozen=True)
 class SamplingBounds:
     """What a client may ask for per session (``?text_temperature=&text_topk=&audio_temperature=
@@ -79,7 +82,7 @@ class SamplingBounds:
     ranges are those of Kyutai's web client sliders (client/src/.../ModelParams.tsx)."""
 
     temp: tuple[float, float] = (0.2, 1.2)
-    top_k: tuple[int, int] = (10, 500)
+    top_k: tuple[int, int] = (10, SESSION_TOP_K_MAX)
 
     QUERY = {"text_temperature": "temp_text", "audio_temperature": "temp",
              "text_topk": "top_k_text", "audio_topk": "top_k"}

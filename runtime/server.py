@@ -108,6 +108,9 @@ class ChatServer:
         self._connections: set[web.WebSocketResponse] = set()
         self._workers: OpusWorkers | None = None
         self._queue: SlotQueue = SlotQueue(options.queue, options.queue_wait_s)
+        if options.sampling_bounds.top_k[1] > engine.max_top_k:
+            raise JmoshiError(f"sampling bounds allow top-k {options.sampling_bounds.top_k[1]} but the engine was "
+                              f"built for at most {engine.max_top_k} (Engine(max_top_k=...))", key="sampling_bounds")
         interval = options.log_interval_s
         self.ignored_log = RateLimitedLog(logger, interval, "ignored %d messages that were not audio "
                                           "(text frames, empty messages, unknown or unused kinds)")

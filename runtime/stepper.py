@@ -21,7 +21,7 @@ import numpy as np
 
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime.batch_views import StateViews
-from jmoshi_augment.runtime.sampling import RowSampling, SamplingOptions, SlotSampler
+from jmoshi_augment.runtime.sampling import SESSION_TOP_K_MAX, RowSampling, SamplingOptions, SlotSampler
 from jmoshi_augment.runtime.sampling import active as sampling_active
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class BatchStepper:
     costs a batch-1 step. Each row samples from its own seeded stream (:mod:`.sampling`)."""
 
     def __init__(self, model: "LoadedModel", batch_size: int, sampling: SamplingOptions = SamplingOptions(),
-                 max_top_k: int = 0) -> None:
+                 max_top_k: int = SESSION_TOP_K_MAX) -> None:
         import torch
         from moshi.models.lm import LMGen
 

@@ -59,3 +59,16 @@ def test_a_session_with_its_own_sampling_in_a_batch_equals_it_alone():
     np.testing.assert_allclose(np.stack([r.pcm[1] for r in batched]), np.stack([r.pcm[0] for r in alone]), atol=1e-5)
     assert [int(r.text[1]) for r in batched] == [int(r.text[0]) for r in alone]
     assert not np.allclose(np.stack([r.pcm[0] for r in default]), np.stack([r.pcm[0] for r in alone]))
+
+
+def test_server_refuses_bounds_beyond_what_its_engine_can_sample():
+    import pytest
+
+    from jmoshi_augment.errors import JmoshiError
+    from jmoshi_augment.runtime.engine import Engine
+    from jmoshi_augment.runtime.server import ChatServer, ServerOptions
+
+    engine = Engine(tiny_model(), 1, max_top_k=100)  # not started: only its limits are read
+    with pytest.raises(JmoshiError, match="at most 100"):
+        ChatServer(engine, ServerOptions(sampling_bounds=SamplingBounds(top_k=(10, 500))))
+    ChatServer(engine, ServerOptions(sampling_bounds=SamplingBounds(top_k=(10, 100))))
