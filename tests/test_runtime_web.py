@@ -150,6 +150,7 @@ def test_https_conversation_meters_delay_downloads_and_queue(browser, ports, tmp
     b.wait_for_function("window.jmoshi.notices.some((n) => n.includes('audio_topk 900 -> 500'))", timeout=10_000)
     session_s = a.evaluate("(window.jmoshi.endedAt - window.jmoshi.connectedAt) / 1000")
     transcript = a.evaluate("window.jmoshi.transcript")
+    assert "▁" not in transcript  # SentencePiece word marks never reach the page
     assert a.is_enabled("#download-wav") and a.is_enabled("#download-text")
     _shot(a, "closed")
     with a.expect_download() as download:
