@@ -20,6 +20,8 @@ echo "== runtime: 7B architecture, random bf16 weights, batched sessions vs one-
 timeout 420 python3 bench/bench_runtime.py --device cuda --arch 7b --sessions ${SESSIONS:-1,16,32,48} --steps 60 \
   --opus-workers ${OPUS_WORKERS:-4} --opus-sessions ${OPUS_SESSIONS:-16,32,48} --compaction-slots ${COMPACTION_SLOTS:-32} \
   --json "$OUT/runtime.json" 2>&1 | tee "$OUT/runtime.log"
+echo "== runtime: per-session sampling, one draw per-row vs one temperature (issue 25)"
+timeout 120 python3 bench/bench_row_sampling.py --device cuda --batch 1,32,64 --repeat 200 2>&1 | tee "$OUT/row_sampling.log"
 if [ -f bench/bench_ms_tts.py ] && [ -n "${MS_TTS:-}" ]; then
   echo "== multi-stream TTS"
   timeout 150 python3 bench/bench_ms_tts.py --device cuda 2>&1 | tee "$OUT/ms_tts.log"

@@ -24,7 +24,7 @@ import numpy as np
 
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime.ratelog import RateLimitedLog
-from jmoshi_augment.runtime.sampling import SamplingOptions
+from jmoshi_augment.runtime.sampling import SESSION_TOP_K_MAX, SamplingOptions
 from jmoshi_augment.runtime.stepper import NO_TEXT, BatchStepper, StepResult
 
 if TYPE_CHECKING:
@@ -51,10 +51,11 @@ class Session:
     from the engine thread: keep it cheap and thread-safe, e.g. ``loop.call_soon_threadsafe``)."""
 
     def __init__(self, engine: "Engine", session_id: int, seed: int, on_output: Callable[[StepOutput], None],
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None, sampling: SamplingOptions | None = None) -> None:
         self.engine = engine
         self.id = session_id
         self.seed = seed  # its sampling stream: the same seed gives the same conversation
+        self.sampling = sampling or engine.sampling  # its temperatures and top-k
         self.row: int | None = None  # its row in the batch, set by the engine thread; may change
         self.on_output = on_output
         self.on_close = on_close
@@ -97,13 +98,14 @@ class Engine:
     """Runs the batched step for up to ``slots`` sessions, paced by their own input."""
 
     def __init__(self, model: "LoadedModel", slots: int, sampling: SamplingOptions = SamplingOptions(),
-                 *, max_backlog_s: float = 2.0, log_interval_s: float = 10.0) -> None:
+                 *, max_backlog_s: float = 2.0, log_interval_s: float = 10.0, max_top_k: int = SESSION_TOP_K_MAX) -> None:
         self.model = model
         self.slots = slots
         self.frame_size = model.frame_size
         self.max_backlog = max(1, int(round(max_backlog_s * model.mimi.frame_rate)))
         self.sampling = sampling
-        self._stepper_args = (model, slots, sampling)
+        self.max_top_k = max_top_k  # the largest top-k a session may ask for
+        self._stepper_args = (model, slots, sampling, max_top_k)
         self.stepper: BatchStepper | None = None
         self._cond = threading.Condition()
         self._rows: list[Session] = []  # row i of the batch holds _rows[i]; engine thread only
@@ -149,9 +151,10 @@ class Engine:
             return self._open
 
     def open_session(self, on_output: Callable[[StepOutput], None], on_close: Callable[[], None] | None = None,
-                     *, seed: int | None = None) -> Session | None:
+                     *, seed: int | None = None, sampling: SamplingOptions | None = None) -> Session | None:
         """A new session, or ``None`` when every slot is taken (the caller says busy). Without a
-        ``seed``, session ``i`` gets ``sampling.seed + i`` (random when ``sampling.seed`` is None)."""
+        ``seed``, session ``i`` gets ``sampling.seed + i`` (random when ``sampling.seed`` is None);
+        ``sampling`` sets its temperatures and top-k (default: the engine's)."""
         with self._cond:
             if self.error is not None:
                 raise JmoshiError(f"the engine stopped after an error: {self.error}")
@@ -160,7 +163,7 @@ class Engine:
             if seed is None:
                 base = self.sampling.seed
                 seed = base + self._next_id if base is not None else int(np.random.SeedSequence().generate_state(1)[0])
-            session = Session(self, self._next_id, seed, on_output, on_close)
+            session = Session(self, self._next_id, seed, on_output, on_close, sampling)
             self._next_id += 1
             self._open += 1
             self._joining.append(session)
@@ -196,7 +199,8 @@ class Engine:
             for s in joining:
                 s.row = len(rows)
                 rows.append(s)
-            stepper.reset([s.row for s in joining], seeds=[s.seed for s in joining])
+            stepper.reset([s.row for s in joining], seeds=[s.seed for s in joining],
+                          sampling=[s.sampling for s in joining])
 
     def _run(self) -> None:
         import torch

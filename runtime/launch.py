@@ -58,20 +58,32 @@ def chat_offline(spec: ModelSpec, input: Path, output: Path, flags: dict[str, An
     return result.text, summary
 
 
-def chat_server(spec: ModelSpec, options: "ServerOptions", slots: int, flags: dict[str, Any]) -> bool:
-    """Serve until stopped; returns True when stopped by Ctrl-C (every client got a close frame
-    and every recording is finished by then)."""
+def chat_server(spec: ModelSpec, options: "ServerOptions", slots: int, flags: dict[str, Any],
+                ssl: str | None = None, ssl_names: tuple[str, ...] = ()) -> str | None:
+    """Serve until stopped; returns the signal that stopped it (SIGINT or SIGTERM: every client got
+    a close frame and every recording is finished by then), or None. ``ssl``: a folder with
+    cert.pem and key.pem, or ``self-signed`` (made for ``ssl_names`` and this machine's names)."""
+    import logging
+
+    from jmoshi_augment.runtime import tls
     from jmoshi_augment.runtime.engine import Engine, SamplingOptions
-    from jmoshi_augment.runtime.server import serve
+    from jmoshi_augment.runtime.serving import serve
 
     SamplingOptions.resolve(None, **flags)
+    context = None
+    if ssl is not None:  # a bad certificate folder fails before the model load
+        certificate = tls.resolve(ssl, options.host, ssl_names)
+        context = tls.context(certificate)
+        logging.getLogger(__name__).info(
+            "TLS certificate %s (SHA-256 %s)%s", certificate.cert, certificate.fingerprint,
+            f" for {', '.join(certificate.names)}" if certificate.names else "")
     loaded = spec.load()
-    engine = Engine(loaded, slots, SamplingOptions.resolve(loaded.lm_gen_config, **flags))
+    engine = Engine(loaded, slots, SamplingOptions.resolve(loaded.lm_gen_config, **flags),
+                    max_top_k=options.sampling_bounds.top_k[1])
     engine.start()
     try:
-        asyncio.run(serve(engine, options))
-    except KeyboardInterrupt:
-        return True
+        return asyncio.run(serve(engine, options, ssl_context=context, stop_on_signals=True))
+    except KeyboardInterrupt:  # a second Ctrl-C during the shutdown
+        return "SIGINT"
     finally:
         engine.stop()
-    return False

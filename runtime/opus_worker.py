@@ -26,12 +26,27 @@ import numpy as np
 _codecs: dict[int, tuple[Any, Any]] = {}  # in a worker: session id → (reader, writer)
 
 
-def _ignore_sigint() -> None:
-    """Ctrl-C reaches the whole process group; the server shuts its workers down itself, and a
-    worker killed by KeyboardInterrupt would break its executor mid-shutdown."""
+def _init_worker() -> None:
+    """Ctrl-C reaches the whole process group, and systemd sends SIGTERM to every process of the
+    service: the server shuts its workers down itself, and a worker killed by either signal would
+    break its executor mid-shutdown, so both are ignored here. In exchange a worker exits as soon
+    as its parent is gone, however the parent died (SIGKILL, out of memory): otherwise it would
+    live on, and with it multiprocessing's resource tracker, which waits for every user of its pipe."""
+    import multiprocessing
+    import os
     import signal
+    import threading
+    from multiprocessing.connection import wait
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        def watch() -> None:
+            wait([parent.sentinel])
+            os._exit(0)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ping() -> int:
@@ -85,7 +100,7 @@ class OpusWorkers:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         ctx = multiprocessing.get_context("spawn")
-        self._executors = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_ignore_sigint)
+        self._executors = [ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker)
                            for _ in range(workers)]
         self._pending: list[list[tuple[str, int, tuple, "asyncio.Future | None"]]] = [[] for _ in range(workers)]
 

@@ -6,8 +6,10 @@ chunk of a single continuous Ogg-Opus stream per direction, 0x02 UTF-8 text, 0x0
 before the server closes. Unknown kinds are skipped by the server (and counted in its log).
 
 Ours on top, ignored by clients that do not know them: 0x04 metadata carries JSON notices such as
-``{"event": "input_dropped", "frames": 12, "message": ...}`` (the engine is behind and dropped the
-oldest queued input); an idle session gets a 0x05 ``idle: ...`` message and close code 4000.
+``{"event": "input_dropped", "frames": 12, "seconds": 0.96, "message": ...}`` (the engine is behind
+and dropped the oldest queued input), ``{"event": "queued", "place": 1, ...}`` (waiting for a slot,
+before the handshake) and ``{"event": "sampling", ...}`` (the session's sampling after clamping);
+an idle session gets a 0x05 ``idle: ...`` message and close code 4000.
 
 Also here: turning SentencePiece pieces into display text without the spurious spaces that
 ``piece.replace("▁", " ")`` puts between Japanese words.

@@ -13,7 +13,11 @@ drive the model or write recordings. ``allow_origins`` adds origins (``*``: any)
 
 Nobody can hold a slot: a session that sends no audio for ``idle_timeout_s`` is told so and closed,
 websocket pings (``heartbeat_s``) find half-open clients, and a client arriving when every slot is
-taken gets a 0x05 busy message and close code 1013 (try again later) instead of hanging.
+taken gets a 0x05 busy message and close code 1013 (try again later) instead of hanging, or, with
+``queue`` > 0, waits in a bounded queue (:mod:`.admission`) told its place by 0x04 notices.
+
+Each session may sample with its own temperatures and top-k, asked for in the query string with
+the names Kyutai's web client sends and clamped into ``sampling_bounds``.
 
 Faults are contained per connection and the log stays readable: unknown kinds, empty messages and
 text frames are skipped and counted (one log line per interval, not per message); a payload that
@@ -29,19 +33,27 @@ import asyncio
 import hmac
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime import protocol
-from jmoshi_augment.runtime.protocol import MessageKind, ProtocolError
-from jmoshi_augment.runtime.ratelog import RateLimitedLog
+from jmoshi_augment.runtime.admission import SlotQueue
+from jmoshi_augment.runtime.connection import (
+    BAD_DATA_CLOSE_CODE,
+    ENDED,
+    IDLE_CLOSE_CODE,
+    Connection,
+    receive_loop,
+    send_loop,
+)
 from jmoshi_augment.runtime.opus_worker import OpusWorkers
+from jmoshi_augment.runtime.ratelog import RateLimitedLog
+from jmoshi_augment.runtime.sampling import SamplingBounds, SamplingOptions
 from jmoshi_augment.runtime.session_io import Recorder, SessionCodec
 
 if TYPE_CHECKING:
@@ -51,9 +63,8 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
 BUSY_CLOSE_CODE = 1013  # RFC 6455 "try again later"
-BAD_DATA_CLOSE_CODE = 1003  # RFC 6455 "unsupported data"
 SHUTDOWN_CLOSE_CODE = 1001  # RFC 6455 "going away"
-IDLE_CLOSE_CODE = 4000  # application range: closed because no audio came for idle_timeout_s
+__all__ = ["BAD_DATA_CLOSE_CODE", "BUSY_CLOSE_CODE", "IDLE_CLOSE_CODE", "SHUTDOWN_CLOSE_CODE", "ChatServer", "ServerOptions"]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -72,26 +83,21 @@ class ServerOptions:
     opus_workers: int = 2  # Opus worker processes (each ~1 core); 0 = encode/decode on the event loop
     notice_interval_s: float = 1.0  # at most one input_dropped notice per client per interval
     log_interval_s: float = 10.0  # at most one line per kind of client fault per interval
+    queue: int = 0  # clients that may wait for a slot beyond the slots (0: busy at once, as before)
+    queue_wait_s: float = 120.0  # a queued client waits at most this long, then hears busy
+    sampling_bounds: SamplingBounds = SamplingBounds()  # what a page may ask for per session
 
     def __post_init__(self) -> None:
         if self.token == "":
             object.__setattr__(self, "token", None)
         object.__setattr__(self, "allow_origins", tuple(o.rstrip("/").lower() for o in self.allow_origins))
-        for name in ("idle_timeout_s", "heartbeat_s", "close_timeout_s", "notice_interval_s", "log_interval_s"):
+        for name in ("idle_timeout_s", "heartbeat_s", "close_timeout_s", "notice_interval_s", "log_interval_s",
+                     "queue_wait_s"):
             if getattr(self, name) <= 0:
                 raise JmoshiError(f"{name} must be > 0, got {getattr(self, name)}", key=name)
-        if self.opus_workers < 0:
-            raise JmoshiError(f"opus_workers must be >= 0, got {self.opus_workers}", key="opus_workers")
-
-
-@dataclass
-class _Connection:
-    ws: web.WebSocketResponse
-    session: "Session"
-    outputs: asyncio.Queue
-    name: str
-    pending_dropped: int = 0
-    last_notice: float = field(default=-1e9)
+        for name in ("opus_workers", "queue"):
+            if getattr(self, name) < 0:
+                raise JmoshiError(f"{name} must be >= 0, got {getattr(self, name)}", key=name)
 
 
 class ChatServer:
@@ -101,6 +107,10 @@ class ChatServer:
         self._counter = 0
         self._connections: set[web.WebSocketResponse] = set()
         self._workers: OpusWorkers | None = None
+        self._queue: SlotQueue = SlotQueue(options.queue, options.queue_wait_s)
+        if options.sampling_bounds.top_k[1] > engine.max_top_k:
+            raise JmoshiError(f"sampling bounds allow top-k {options.sampling_bounds.top_k[1]} but the engine was "
+                              f"built for at most {engine.max_top_k} (Engine(max_top_k=...))", key="sampling_bounds")
         interval = options.log_interval_s
         self.ignored_log = RateLimitedLog(logger, interval, "ignored %d messages that were not audio "
                                           "(text frames, empty messages, unknown or unused kinds)")
@@ -111,6 +121,7 @@ class ChatServer:
         app.router.add_get("/api/chat", self.handle_chat)
         app.router.add_get("/api/status", self.handle_status)
         app.router.add_get("/", self.handle_index)
+        app.router.add_get("/favicon.ico", self.handle_favicon)
         app.router.add_static("/static/", path=self.options.static_dir, name="static")
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -141,6 +152,9 @@ class ChatServer:
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self.options.static_dir / "index.html")
 
+    async def handle_favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(self.options.static_dir / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
     async def handle_status(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             raise web.HTTPUnauthorized(text="missing or wrong access token")
@@ -150,6 +164,12 @@ class ChatServer:
             "sample_rate": self.engine.model.sample_rate,
             "token_required": self.options.token is not None,
             "idle_timeout_s": self.options.idle_timeout_s,
+            "queue": self.options.queue,
+            "waiting": self._queue.waiting,
+            "queue_wait_s": self.options.queue_wait_s,
+            "sampling": {k: v for k, v in asdict(self.engine.sampling).items() if k != "seed"},
+            "sampling_bounds": {"temp": list(self.options.sampling_bounds.temp),
+                                "top_k": list(self.options.sampling_bounds.top_k)},
         })
 
     def _authorised(self, request: web.Request) -> bool:
@@ -187,21 +207,46 @@ class ChatServer:
             self.refused_log.add()
             raise web.HTTPUnauthorized(text="missing or wrong access token")
         opts = self.options
+        sampling, notes = opts.sampling_bounds.apply(self.engine.sampling, request.query)
         ws = web.WebSocketResponse(max_msg_size=opts.max_message_bytes, heartbeat=opts.heartbeat_s,
                                    timeout=opts.close_timeout_s)
         await ws.prepare(request)
+        self._connections.add(ws)  # from now on, a shutdown closes it with 1001 (waiting or not)
+        try:
+            await self._converse(request, ws, sampling, notes)
+        finally:
+            self._connections.discard(ws)
+        return ws
+
+    async def _converse(self, request: web.Request, ws: web.WebSocketResponse, sampling: SamplingOptions,
+                        notes: list[str]) -> None:
+        opts = self.options
         loop = asyncio.get_running_loop()
         outputs: asyncio.Queue = asyncio.Queue()
-        session = self.engine.open_session(
-            on_output=lambda out: loop.call_soon_threadsafe(outputs.put_nowait, out),
-            on_close=lambda: loop.call_soon_threadsafe(outputs.put_nowait, None),
-        )
+
+        def try_open() -> "Session | None":
+            return self.engine.open_session(
+                on_output=lambda out: loop.call_soon_threadsafe(outputs.put_nowait, out),
+                on_close=lambda: loop.call_soon_threadsafe(outputs.put_nowait, None),
+                sampling=sampling,
+            )
+
+        session = None if self._queue.waiting else try_open()  # nobody jumps the queue
+        first = None
+        if session is None and self._queue.has_room():
+            session, first, left = await self._wait_in_queue(ws, try_open)
+            if left:
+                return
         if session is None:
             self.refused_log.add()
-            await ws.send_bytes(protocol.error(
-                f"busy: all {self.engine.slots} conversation slots are in use, try again later"))
+            if opts.queue:
+                why = (f"no slot freed within {opts.queue_wait_s:.0f} s" if self._queue.has_room()
+                       else f"{self._slots_in_use()} and {self._queue.waiting} clients are already waiting")
+            else:
+                why = self._slots_in_use()
+            await ws.send_bytes(protocol.error(f"busy: {why}, try again later"))
             await ws.close(code=BUSY_CLOSE_CODE, message=b"busy")
-            return ws
+            return
         self._counter += 1
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{self._counter:04d}-s{session.id}"
         logger.info("session %s from %s", name, request.remote)
@@ -213,17 +258,24 @@ class ChatServer:
                                  self._workers, recorder)
         except BaseException:  # e.g. an unwritable --record-dir: the slot must not stay taken
             session.close()
+            self._queue.slot_freed()
             raise
-        conn = _Connection(ws, session, outputs, name)
-        self._connections.add(ws)
-        sender = asyncio.create_task(self._send_loop(conn, codec))
+        conn = Connection(ws, session, outputs, name, self.engine.frame_size / self.engine.model.sample_rate)
+        sender = asyncio.create_task(send_loop(conn, codec))
         try:
             await ws.send_bytes(protocol.handshake())
-            await self._receive_loop(conn, codec)
+            if any(k in request.query for k in SamplingBounds.QUERY):
+                await ws.send_bytes(protocol.metadata({
+                    "event": "sampling", "sampling": {k: v for k, v in asdict(sampling).items() if k != "seed"},
+                    "notes": notes, "message": ("sampling adjusted: " + "; ".join(notes)) if notes else "",
+                }))
+            await receive_loop(conn, codec, idle_timeout_s=opts.idle_timeout_s,
+                               notice_interval_s=opts.notice_interval_s, ignored_log=self.ignored_log, first=first)
         except (ConnectionResetError, asyncio.CancelledError) as e:
             logger.info("session %s: connection lost (%s)", name, type(e).__name__)
         finally:
             session.close()
+            self._queue.slot_freed()
             outputs.put_nowait(None)
             try:
                 await asyncio.wait_for(sender, timeout=5)
@@ -231,100 +283,51 @@ class ChatServer:
                 sender.cancel()
             if not ws.closed:
                 await ws.close()
-            self._connections.discard(ws)
             frames = codec.close()
             if recorder is not None:
                 logger.info("session %s: recorded %.1f s to %s", name,
                             frames * self.engine.frame_size / self.engine.model.sample_rate, recorder.path)
             logger.info("session %s: closed after %d steps", name, session.steps)
-        return ws
 
-    async def _receive_loop(self, conn: _Connection, codec: SessionCodec) -> None:
-        ws, session, idle = conn.ws, conn.session, self.options.idle_timeout_s
-        last_audio = time.monotonic()
-        while True:
-            remaining = last_audio + idle - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
-                message = await ws.receive(timeout=remaining)
-            except asyncio.TimeoutError:
-                logger.info("session %s: no audio for %.0f s; closing it", conn.name, idle)
-                await ws.send_bytes(protocol.error(f"idle: no audio for {idle:.0f} s, the session was closed"))
-                await ws.close(code=IDLE_CLOSE_CODE, message=b"idle")
-                return
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                return
-            if message.type == aiohttp.WSMsgType.ERROR:
-                logger.info("session %s: websocket error: %s", conn.name, ws.exception())
-                return
-            if message.type != aiohttp.WSMsgType.BINARY:
-                self.ignored_log.add()
-                continue
-            try:
-                msg = protocol.Message.decode(message.data)
-            except ProtocolError:
-                self.ignored_log.add()
-                continue
-            if msg.kind != MessageKind.AUDIO:
-                self.ignored_log.add()
-                continue
-            last_audio = time.monotonic()
-            try:
-                pcm = await codec.decode(msg.payload)
-            except Exception as e:  # sphn raises ValueError on anything that is not Ogg-Opus
-                logger.warning("session %s: bad audio payload (%s); closing", conn.name, e)
-                await ws.send_bytes(protocol.error(f"bad audio: expected Ogg-Opus pages ({e})"))
-                await ws.close(code=BAD_DATA_CLOSE_CODE, message=b"bad audio")
-                return
-            if pcm.size:
-                dropped = session.push(pcm)
-                if dropped:
-                    self._notice_dropped(conn, dropped)
+    def _slots_in_use(self) -> str:
+        n = self.engine.slots
+        return "the only conversation slot is in use" if n == 1 else f"all {n} conversation slots are in use"
 
-    def _notice_dropped(self, conn: _Connection, dropped: int) -> None:
-        conn.pending_dropped += dropped
-        now = time.monotonic()
-        if now - conn.last_notice < self.options.notice_interval_s:
-            return
-        frames, conn.pending_dropped, conn.last_notice = conn.pending_dropped, 0, now
-        seconds = frames * self.engine.frame_size / self.engine.model.sample_rate
-        conn.outputs.put_nowait(protocol.metadata({
-            "event": "input_dropped", "frames": frames,
-            "message": f"the server is overloaded: {seconds:.2f} s of your audio was dropped",
-        }))
+    async def _wait_in_queue(self, ws: web.WebSocketResponse, try_open) -> tuple["Session | None", "asyncio.Future | None", bool]:
+        """Wait for a slot while reading the socket (pongs, a client leaving; audio sent meanwhile
+        is dropped: the model has not heard anything yet). Returns (session or None on timeout,
+        the receive still in flight, whether the client left)."""
+        slots = self.engine.slots
 
-    async def _send_loop(self, conn: _Connection, codec: SessionCodec) -> None:
-        ws = conn.ws
-        while True:
-            item = await conn.outputs.get()
-            if item is None:
+        async def on_place(place: int, waiting: int) -> None:
+            if ws.closed:
                 return
             try:
-                if isinstance(item, bytes):
-                    messages = [item]
-                else:  # record even after the client left, so the wav has every consumed frame
-                    messages = await codec.encode(item, send=not ws.closed)
-                for data in messages:
-                    if not ws.closed:
-                        await ws.send_bytes(data)
-            except (ConnectionResetError, RuntimeError) as e:  # aiohttp: "Cannot write to closing transport"
-                logger.debug("session %s: send failed (%s); the client is gone", conn.name, e)
+                await ws.send_bytes(protocol.metadata({
+                    "event": "queued", "place": place, "waiting": waiting, "slots": slots,
+                    "max_wait_s": self.options.queue_wait_s,
+                    "message": f"{self._slots_in_use()}: you are number {place} in the queue",
+                }))
+            except (ConnectionResetError, RuntimeError):  # gone: the receive side will see it
+                pass
 
-
-async def serve(engine: "Engine", options: ServerOptions, *, on_ready: Callable[[int], None] | None = None) -> None:
-    """Run until cancelled (Ctrl-C); then close every client with 1001 and finish recordings."""
-    runner = web.AppRunner(ChatServer(engine, options).app(), access_log=None,
-                           shutdown_timeout=options.close_timeout_s + 0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port)
-    await site.start()
-    port = runner.addresses[0][1]
-    logger.info("serving on http://%s:%d (%d slots)%s", options.host, port, engine.slots,
-                "; token required" if options.token else "")
-    if on_ready is not None:
-        on_ready(port)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+        waiter = asyncio.ensure_future(self._queue.wait(try_open, on_place))
+        receive = asyncio.ensure_future(ws.receive())
+        try:
+            while not waiter.done():
+                await asyncio.wait({waiter, receive}, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    break
+                if receive.result().type in ENDED:
+                    return None, None, True
+                receive = asyncio.ensure_future(ws.receive())
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                await asyncio.gather(waiter, return_exceptions=True)
+            elif waiter.exception() is None and waiter.result() is not None and receive.done() \
+                    and receive.result().type in ENDED:
+                waiter.result().close()  # admitted just as it left
+                self._queue.slot_freed()
+                return None, None, True
+        return waiter.result(), receive, False  # on a timeout, ws.close() ends the pending receive

@@ -21,7 +21,7 @@ import numpy as np
 
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.runtime.batch_views import StateViews
-from jmoshi_augment.runtime.sampling import SamplingOptions, SlotSampler
+from jmoshi_augment.runtime.sampling import SESSION_TOP_K_MAX, RowSampling, SamplingOptions, SlotSampler
 from jmoshi_augment.runtime.sampling import active as sampling_active
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ class BatchStepper:
     smallest bucket that holds them (:mod:`.batch_views`), so one session on a many-slot stepper
     costs a batch-1 step. Each row samples from its own seeded stream (:mod:`.sampling`)."""
 
-    def __init__(self, model: "LoadedModel", batch_size: int, sampling: SamplingOptions = SamplingOptions()) -> None:
+    def __init__(self, model: "LoadedModel", batch_size: int, sampling: SamplingOptions = SamplingOptions(),
+                 max_top_k: int = SESSION_TOP_K_MAX) -> None:
         import torch
         from moshi.models.lm import LMGen
 
@@ -94,7 +95,9 @@ class BatchStepper:
         # its own ``offsets`` every step, and a CUDA graph replays reads of captured addresses.
         self._steps = torch.zeros(batch_size, dtype=torch.long, device=self.device)
         self._step_views = {k: self._steps.narrow(0, 0, k) for k in self.views.buckets}
-        self._sampler = SlotSampler()
+        # Per-row temperatures and top-k (sessions may ask for their own, up to max_top_k).
+        self._row_sampling = RowSampling(batch_size, sampling, max_top_k, self.device)
+        self._sampler = SlotSampler(self._row_sampling)
 
     def close(self) -> None:
         """Leave streaming mode so the model can be driven by another stepper."""
@@ -107,8 +110,10 @@ class BatchStepper:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def reset(self, rows: list[int], seeds: list[int] | None = None) -> None:
-        """Start fresh sessions in ``rows`` without touching the others (optionally reseeded)."""
+    def reset(self, rows: list[int], seeds: list[int] | None = None,
+              sampling: list[SamplingOptions] | None = None) -> None:
+        """Start fresh sessions in ``rows`` without touching the others (optionally reseeded, and
+        with their own sampling options; else the stepper's)."""
         import torch
 
         mask = torch.zeros(self.batch_size, dtype=torch.bool)
@@ -120,11 +125,14 @@ class BatchStepper:
         if seeds is not None:
             for row, seed in zip(rows, seeds, strict=True):
                 self._seeds[row] = int(seed)
+        for i, row in enumerate(rows):
+            self._row_sampling.set(row, sampling[i] if sampling is not None else self.sampling)
 
     def move(self, src: int, dst: int) -> None:
         """Move the session in row ``src`` to row ``dst`` (whose session has left)."""
         self.views.move_row(src, dst)
         self._seeds[dst] = self._seeds[src]
+        self._row_sampling.move(src, dst)
 
     def step(self, pcm: np.ndarray, active: np.ndarray) -> StepResult:
         """One 80 ms step over rows ``0..n-1``. ``pcm`` float32 [n, frame_size] with

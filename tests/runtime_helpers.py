@@ -145,9 +145,9 @@ def ogg_pages(pcm: np.ndarray, frame: int = FRAME_SIZE, sample_rate: int = SAMPL
 
 
 @contextlib.asynccontextmanager
-async def running_server(options, slots: int = 2, **engine_kwargs):
-    """A real server on 127.0.0.1 (any free port) over the tiny model; yields
-    ``(client session, base url, engine, ChatServer)``."""
+async def running_server(options, slots: int = 2, ssl_context=None, **engine_kwargs):
+    """A real server on 127.0.0.1 (any free port) over the tiny model, https with ``ssl_context``;
+    yields ``(client session, base url, engine, ChatServer)``."""
     import aiohttp
     from aiohttp import web
 
@@ -158,12 +158,13 @@ async def running_server(options, slots: int = 2, **engine_kwargs):
     server = ChatServer(engine, options)
     runner = web.AppRunner(server.app())
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = runner.addresses[0][1]
+    scheme = "https" if ssl_context is not None else "http"
     try:
         async with aiohttp.ClientSession() as http:
-            yield http, f"http://127.0.0.1:{port}", engine, server
+            yield http, f"{scheme}://127.0.0.1:{port}", engine, server
     finally:
         await runner.cleanup()
         engine.stop()

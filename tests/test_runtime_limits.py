@@ -23,8 +23,8 @@ from jmoshi_augment.runtime.server import (
     IDLE_CLOSE_CODE,
     SHUTDOWN_CLOSE_CODE,
     ServerOptions,
-    serve,
 )
+from jmoshi_augment.runtime.serving import serve
 from runtime_helpers import handshake, ogg_pages, running_server, speech_like, talk, tiny_model
 
 TEST_TIMEOUT_S = 120  # every test below is bounded; a hang fails instead of stalling the suite

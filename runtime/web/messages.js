@@ -32,10 +32,36 @@ function describeStatus(status) {
   return null;
 }
 
-// A 0x04 JSON notice, e.g. {"event": "input_dropped", "frames": 12, "message": "..."}.
+// A 0x04 JSON notice, e.g. {"event": "input_dropped", "frames": 12, "message": "..."}, or
+// {"event": "queued", "place": 2, ...} while waiting for a slot, or {"event": "sampling", ...}.
 function describeNotice(payload) {
-  if (payload && payload.event === "input_dropped") return payload.message || `${payload.frames} input frames dropped`;
+  if (!payload) return null;
+  if (payload.event === "input_dropped") return payload.message || `${payload.frames} input frames dropped`;
+  if (payload.event === "queued") return payload.message || `waiting for a free slot: number ${payload.place} in the queue`;
+  if (payload.event === "sampling") return payload.message || null;
   return null;
 }
 
-if (typeof module !== "undefined") module.exports = { describeServerError, describeClose, describeStatus, describeNotice, CLOSE };
+// getUserMedia failed: say what to do, not the browser's bare "Permission denied".
+function describeMicError(name, message) {
+  if (name === "NotAllowedError" || name === "PermissionDeniedError") {
+    return "the microphone is blocked for this page: allow it (the microphone or lock icon in the address bar), then press Connect again";
+  }
+  if (name === "NotFoundError" || name === "DevicesNotFoundError") return "no microphone was found: plug one in (or enable it in the system settings), then press Connect again";
+  if (name === "NotReadableError" || name === "TrackStartError") return "the microphone could not be opened: another program may be using it";
+  if (name === "OverconstrainedError") return "the microphone cannot record mono audio as this page asks";
+  if (name === "SecurityError") return "the browser refused the microphone to this page (it needs https or localhost)";
+  return `the microphone could not be opened (${name}${message ? ": " + message : ""})`;
+}
+
+// Browsers give the microphone and WebCodecs only to secure pages: https, or http on localhost.
+function insecureContextHelp(loc) {
+  const port = loc.port || (loc.protocol === "https:" ? "443" : "80");
+  return `browsers give the microphone only to https pages or to localhost, and this page is ${loc.protocol}//${loc.host}. `
+    + `Either start the server with --ssl self-signed and open https://${loc.host}/, `
+    + `or tunnel: ssh -L ${port}:localhost:${port} ${loc.hostname} and open http://localhost:${port}/`;
+}
+
+if (typeof module !== "undefined") {
+  module.exports = { describeServerError, describeClose, describeStatus, describeNotice, describeMicError, insecureContextHelp, CLOSE };
+}
