@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import ray_faults
 from jmoshi_augment.augment.run.executor_ray import UnitResources, unit_resources, worker_device
 from jmoshi_augment.augment.run.pipeline import run_synth
-from jmoshi_augment.augment.run.run_report import unit_path
+from jmoshi_augment.augment.run.layout import unit_path
 from jmoshi_augment.cli import app
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import load_recipe

@@ -32,7 +32,7 @@ from typing import Any
 from jmoshi_augment.augment.run.pipeline import SynthSummary, WorkerState, prepare_output, process_unit, worker_state
 from jmoshi_augment.augment.run.run_report import build_report
 from jmoshi_augment.augment.run.units import Unit, pending_units
-from jmoshi_augment.augment.run.writers import TOKEN_FORMATS
+from jmoshi_augment.augment.run.output_formats import token_formats
 from jmoshi_augment.corpora import LoadReport
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import Recipe
@@ -81,7 +81,7 @@ def unit_resources(recipe: Recipe, cluster_gpus: float, *, num_cpus: float = 1.0
     if num_cpus <= 0:
         raise JmoshiError(f"num_cpus per unit must be > 0, got {num_cpus}")
     if num_gpus is None:
-        tokens = bool(set(recipe.output.formats) & TOKEN_FORMATS) and _on_cuda(recipe.tokenize.device, cluster_gpus)
+        tokens = bool(token_formats(recipe.output.formats)) and _on_cuda(recipe.tokenize.device, cluster_gpus)
         tts = _on_cuda(recipe.tts.options.get("device"), cluster_gpus)
         num_gpus = 1.0 if tokens or tts else 0.0
     if num_gpus < 0:

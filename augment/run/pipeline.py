@@ -2,7 +2,8 @@
 → writers and tokens per unit → the run report.
 
 The pieces live beside this module: :mod:`.synthesize` (one dialogue), :mod:`.units` (units,
-resume, the unit record), :mod:`.writers` (the format tables and the token stage). This module
+resume), :mod:`.layout` (the run folder and its unit records), :mod:`.output_formats` (the format
+table) and :mod:`.token_stage`. This module
 holds what both executors share (the worker state, one unit start to finish, the output check)
 and the local run loop; :mod:`.executor_ray` runs the same units on a Ray cluster.
 """
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from jmoshi_augment.augment.run.run_report import build_report, model_files
+from jmoshi_augment.augment.run.model_files import model_files
+from jmoshi_augment.augment.run.output_formats import token_formats
+from jmoshi_augment.augment.run.run_report import build_report
 from jmoshi_augment.augment.run.synthesize import DialogueResult, safe_synthesize
 from jmoshi_augment.augment.run.units import Unit, finish_unit, pending_units, rewrite_unit, write_output_identity
-from jmoshi_augment.augment.run.writers import TOKEN_FORMATS, TokenStage
+from jmoshi_augment.augment.run.token_stage import TokenStage, token_stage_for
 from jmoshi_augment.augment.speech.tts import DialogueBackend, TTSBackend
 from jmoshi_augment.corpora import Dialogue, LoadReport
 from jmoshi_augment.errors import JmoshiError
@@ -50,7 +53,7 @@ def worker_state(recipe: Recipe, *, with_tokens: bool, device: Callable[[Any], A
         options["device"] = device(options["device"])
     backend = get_backend(recipe.tts.backend, **options)
     tokens = None
-    if with_tokens and set(recipe.output.formats) & TOKEN_FORMATS:
+    if with_tokens and token_formats(recipe.output.formats):
         tokens = TokenStage(recipe, device=device(recipe.tokenize.device))
     return WorkerState(recipe, backend, tokens)
 
@@ -117,7 +120,7 @@ def prepare_output(recipe: Recipe, *, device: str | None = None, claim: bool = T
     from jmoshi_augment.augment.run.preflight import check_recipe, raise_problems
 
     raise_problems(check_recipe(recipe))  # everything at once, before any model loads
-    tokens = TokenStage(recipe, device=device) if set(recipe.output.formats) & TOKEN_FORMATS else None
+    tokens = token_stage_for(recipe, device=device)
     if claim:
         claim_output(recipe, tokens)
     return tokens
