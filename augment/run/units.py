@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from jmoshi_augment.augment.run.layout import RenderingEntry, UnitRecord, read_unit_record, unit_path
+from jmoshi_augment.augment.run.layout import RenderingEntry, UnitRecord, UnitRecordError, read_unit_record, unit_path
 from jmoshi_augment.augment.run.output_formats import write_rendering
 from jmoshi_augment.augment.run.synthesize import DialogueResult
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
@@ -53,7 +53,10 @@ def _unit_done(out_dir: Path, k: int, chunk: list[Dialogue]) -> bool:
     path = unit_path(out_dir, k)
     if not path.exists():
         return False
-    done = read_unit_record(path).dialogues  # a record this version cannot read stops the run, naming it
+    try:
+        done = read_unit_record(path).dialogues
+    except UnitRecordError as e:  # a record this version cannot read stops the run, naming it
+        raise UnitRecordError(f"{e.message}; delete it to redo unit {k}", path=path) from None
     ids = [d.id for d in chunk]
     # A smaller corpus.limit cuts this chunk short of a unit already finished with more dialogues:
     # the finished unit stands (redoing it would shrink the run and orphan its other files).
