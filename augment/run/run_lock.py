@@ -33,10 +33,12 @@ def _holder(fd: int) -> str:
 @contextlib.contextmanager
 def run_lock(out_dir: Path) -> Iterator[None]:
     """Hold ``out_dir``'s run lock (creating the folder); :class:`FolderInUse` when another run
-    holds it."""
+    holds it. A folder created here and still empty at the end (the run failed before writing
+    anything) is removed again, so the corrected command finds no trace."""
     import fcntl
 
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / LOCK_NAME
     while True:
@@ -69,3 +71,6 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)  # releases the lock
+        if created:
+            with contextlib.suppress(OSError):  # not empty (the run wrote something), or gone
+                out_dir.rmdir()
