@@ -396,7 +396,7 @@ def main() -> None:
             raise
         for line in e.lines():
             typer.echo(f"error: {line}", err=True)
-        sys.exit(2)
+        sys.exit(getattr(e, "exit_code", 2))  # 3: units failed by a passing fault (README, reruns)
     except JmoshiError as e:
         if _state["debug"]:
             raise

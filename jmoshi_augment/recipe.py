@@ -50,6 +50,7 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Recipe":
+        from jmoshi_augment.augment.run.output_formats import token_formats
         from jmoshi_augment.augment.speech.tts.registry import available_backends, backend_kind
 
         if self.candidates.n > 1 and backend_kind(self.tts.backend) != "dialogue":
@@ -58,10 +59,10 @@ class Recipe(_Section):
                 f"candidates.n > 1 needs a neural dialogue-level backend (tts.backend: {' or '.join(dialogue)}), "
                 f"not {self.tts.backend!r}: it renders the same audio for every seed"
             )
-        needs_tokens = {"tar", "jmoshi"} & set(self.output.formats)
+        needs_tokens = token_formats(self.output.formats)
         if needs_tokens and not self.models.random_weights and not (self.models.mimi and self.models.text_tokenizer):
             raise ValueError(
-                f"output.formats {sorted(needs_tokens)} need models.mimi and models.text_tokenizer "
+                f"output.formats {needs_tokens} need models.mimi and models.text_tokenizer "
                 "(or models.random_weights: true for tests)"
             )
         return self

@@ -427,7 +427,9 @@ class TokenizeConfig(_Section):
 
 
 # -------------------------------------------------------------------------------------- output
-OutputFormat = Literal["wav", "tar", "jmoshi"]
+from jmoshi_augment.augment.run.output_formats import FORMAT_NAMES  # noqa: E402  (the format table names them)
+
+OutputFormat = Literal[FORMAT_NAMES]  # type: ignore[valid-type]
 
 
 class OutputConfig(_Section):

@@ -5,6 +5,7 @@ makes chosen attempts fail after they wrote part of a unit.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ from typer.testing import CliRunner
 
 import ray_faults
 from jmoshi_augment.augment.run.executor_ray import UnitResources, unit_resources, worker_device
+from jmoshi_augment.augment.run.failures import UnitsFailed
 from jmoshi_augment.augment.run.pipeline import run_synth
-from jmoshi_augment.augment.run.run_report import unit_path
+from jmoshi_augment.augment.run.layout import unit_path
 from jmoshi_augment.cli import app
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import load_recipe
@@ -201,9 +203,11 @@ def test_a_unit_that_keeps_failing_stops_the_run_and_the_rerun_completes_it(faul
     recipe = recipe_for(out, **{"output.formats": ["wav"]})
     second = _records(local)[1]["dialogues"][0]
     ray_faults.plant(faults, second, "raise")
-    with pytest.raises(JmoshiError, match=r"1 unit\(s\) failed after 0 retries \(unit 1: RuntimeError: "
-                                          r"injected failure.*rerun to resume"):
+    with pytest.raises(UnitsFailed) as e:
         run_synth_ray(recipe, progress=False, max_retries=0)
+    assert re.fullmatch(r"unit 1: RuntimeError: injected failure.* \(after 0 retries\)", e.value.lines()[0])
+    assert e.value.lines()[1].endswith("1 unit(s) failed and were not recorded as finished; "
+                                       f"tracebacks in {out / 'synth.log'}; rerun the same command to redo them")
     assert unit_path(out, 0).exists() and not unit_path(out, 1).exists()
     summary = run_synth_ray(recipe, progress=False, max_retries=0)
     assert summary.units_resumed == 1 and summary.units_done == 1

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from jmoshi_augment.augment.run.pipeline import run_synth
-from jmoshi_augment.augment.run.run_report import unit_path
+from jmoshi_augment.augment.run.layout import unit_path
 from jmoshi_augment.augment.formats.wav_format import read_alignments
 from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError

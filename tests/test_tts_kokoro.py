@@ -282,7 +282,7 @@ def test_sample_recipe_speaks_with_kokoro_and_records_the_voices(tmp_path):
     import json
 
     from jmoshi_augment.augment.run.pipeline import run_synth
-    from jmoshi_augment.augment.run.units import unit_path
+    from jmoshi_augment.augment.run.layout import unit_path
     from jmoshi_augment.recipe import load_recipe
 
     out = tmp_path / "o"

@@ -319,8 +319,8 @@ def _check_units(path: Path, report: VerifyReport) -> None:
     run_dir = verify_units.run_dir_of(path)
     if run_dir is None or not (report.tar_members or report.parquet_members):
         return
-    records = verify_units.read_unit_records(run_dir)
-    report.problems += [Problem(str(p), None, m) for p, m in records.unreadable]
+    records = verify_units.read_unit_records(run_dir, strict=False)
+    report.problems += [Problem(str(e.path), None, e.message) for e in records.unreadable]
     for tar, keys in report.tar_members.items():
         k = verify_units.tar_unit(tar)
         report.problems += [Problem(str(tar), None, m) for m in verify_units.compare_members(records, k, keys, keyed=True)]

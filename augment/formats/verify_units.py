@@ -9,15 +9,14 @@ members must be exactly its unit's renderings, and every unit must have its shar
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from jmoshi_augment.augment.formats.shards import shard_key
+from jmoshi_augment.augment.run.layout import UNITS_DIR, UnitRecords, read_unit_records
 
-UNITS_DIR = "units"
+__all__ = ["UnitRecords", "compare_members", "missing_shards", "read_unit_records", "run_dir_of", "tar_unit"]
+
 _TAR_RE = re.compile(r"^shard-(\d+)\.tar$")
 
 
@@ -30,30 +29,8 @@ def run_dir_of(path: Path) -> Path | None:
     return None
 
 
-@dataclass
-class UnitRecords:
-    """Rendering ids per unit, as the unit records list them, plus records that cannot be read."""
-
-    run_dir: Path
-    renderings: dict[int, list[str]] = field(default_factory=dict)
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
-
-    def path(self, k: int) -> Path:
-        return self.run_dir / UNITS_DIR / f"unit-{k:05d}.json"
-
-
-def read_unit_records(run_dir: Path) -> UnitRecords:
-    records = UnitRecords(run_dir)
-    for p in sorted((run_dir / UNITS_DIR).glob("unit-*.json")):
-        try:
-            data: Any = json.loads(p.read_text(encoding="utf-8"))
-            k = int(data["unit"])
-            ids = [str(e["id"]) for e in data["renderings"]]
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-            records.unreadable.append((p, f"not a unit record ({type(e).__name__}: {e})"))
-            continue
-        records.renderings[k] = ids
-    return records
+def _ids(records: UnitRecords) -> dict[int, list[str]]:
+    return {k: [e.id for e in r.renderings] for k, r in records.records.items()}
 
 
 def tar_unit(path: Path) -> int | None:
@@ -66,11 +43,12 @@ def compare_members(records: UnitRecords, k: int | None, members: list[str], *, 
     unit ``k``'s renderings. Each message names the unit record it was compared with."""
     if k is None:
         return ["no unit number (name or metadata): cannot be checked against the unit records"]
-    if k not in records.renderings:
-        return [f"belongs to unit {k}, but {records.path(k).relative_to(records.run_dir)} does not exist "
+    ids = _ids(records)
+    if k not in ids:
+        return [f"belongs to unit {k}, but {records.relative(k)} does not exist "
                 "(a shard from another run, or a unit not finished)"]
-    expected = [shard_key(i) if keyed else i for i in records.renderings[k]]
-    where = records.path(k).relative_to(records.run_dir)
+    expected = [shard_key(i) if keyed else i for i in ids[k]]
+    where = records.relative(k)
     problems = []
     missing = [i for i in expected if i not in set(members)]
     extra = [i for i in members if i not in set(expected)]
@@ -85,5 +63,5 @@ def compare_members(records: UnitRecords, k: int | None, members: list[str], *, 
 
 def missing_shards(records: UnitRecords, seen_units: set[int], what: str) -> list[str]:
     """Units with renderings but no shard of a format that the run did write."""
-    return [f"{records.path(k).relative_to(records.run_dir)} lists {len(ids)} dialogue(s), but there is no {what} for unit {k}"
-            for k, ids in sorted(records.renderings.items()) if ids and k not in seen_units]
+    return [f"{records.relative(k)} lists {len(ids)} dialogue(s), but there is no {what} for unit {k}"
+            for k, ids in sorted(_ids(records).items()) if ids and k not in seen_units]

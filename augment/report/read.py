@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jmoshi_augment.augment.analysis.stats import DialogueStats, analyze_file, analyze_paths
+from jmoshi_augment.augment.run.layout import UNITS_DIR, RenderingEntry, read_unit_records
 from jmoshi_augment.errors import JmoshiError
 
 __all__ = ["Rendering", "RunData", "read_compare", "read_rendering", "read_run"]
@@ -103,16 +104,16 @@ def _events(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
-    """Row + detail for one unit-record entry (or a bare ``{"id", "duration"}`` from data.jsonl)."""
-    rid = str(entry.get("id", "?"))
+def read_rendering(out_dir: Path, entry: RenderingEntry) -> Rendering:
+    """Row + detail for one unit-record entry (or a bare id and duration from data.jsonl)."""
+    rid = entry.id
     warnings: list[str] = []
     wav, align = out_dir / "audio" / f"{rid}.wav", out_dir / "audio" / f"{rid}.json"
     audio_s = _audio_seconds(wav, warnings)
-    duration = entry.get("duration")
-    if audio_s is not None and isinstance(duration, (int, float)) and abs(audio_s - duration) > DURATION_TOLERANCE:
+    duration = entry.duration
+    if audio_s is not None and duration is not None and abs(audio_s - duration) > DURATION_TOLERANCE:
         warnings.append(f"audio is {audio_s:.2f} s, record says {duration:.2f} s")
-    duration = float(duration) if isinstance(duration, (int, float)) else audio_s or 0.0
+    duration = float(duration) if duration is not None else audio_s or 0.0
     words = _read_words(align, warnings)
     for ch, name in ((0, "main"), (1, "other")):
         if align.is_file() and words and not any(w[3] == ch for w in words):
@@ -121,8 +122,8 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
     if late:
         warnings.append(f"{late} word(s) end after the audio")
 
-    stats, stats_dict = None, entry.get("stats")
-    if isinstance(stats_dict, dict):
+    stats, stats_dict = None, entry.stats
+    if stats_dict is not None:
         try:
             stats = DialogueStats.from_dict(stats_dict)
         except JmoshiError:
@@ -136,23 +137,22 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
     else:
         warnings.append("no turn-taking stats")
     counts = stats.counts() if stats else {}
-    planned = entry.get("planned") if isinstance(entry.get("planned"), dict) else {}
+    planned = entry.planned
     if planned.get("backchannels", 0) >= 2 and stats and counts["overlaps_within"] == 0:
         warnings.append(f"planned {planned['backchannels']} backchannels, detector found no within overlap")
     silences = [e - s for s, e in [*(stats.gaps.tolist() if stats else []), *(stats.pauses.tolist() if stats else [])]]
     if silences and max(silences) > LONG_SILENCE:
         warnings.append(f"silence of {max(silences):.1f} s")
-    if entry.get("dropped_tokens"):
-        warnings.append(f"{entry['dropped_tokens']} text tokens dropped")
+    if entry.dropped_tokens:
+        warnings.append(f"{entry.dropped_tokens} text tokens dropped")
 
-    speaker_map = entry.get("speaker_map") if isinstance(entry.get("speaker_map"), dict) else {}
-    voices = entry.get("voices") if isinstance(entry.get("voices"), dict) else {}
+    speaker_map, voices = entry.speaker_map, entry.voices
     row = {
         "id": rid,
-        "dialogue_id": str(entry.get("dialogue_id", rid)),
-        "corpus": str(entry.get("corpus", "?")),
+        "dialogue_id": entry.dialogue_id or rid,
+        "corpus": entry.corpus or "?",
         "duration": round(duration, 3),
-        "turns": entry.get("turns"),
+        "turns": entry.turns,
         "overlaps": counts.get("overlaps"),
         "backchannels": counts.get("overlaps_within"),  # dGSLM within overlaps: what a placed backchannel should be
         # the planner's counters omit zeros
@@ -167,18 +167,18 @@ def read_rendering(out_dir: Path, entry: dict[str, Any]) -> Rendering:
     detail = {
         "id": rid,
         "words": words,
-        "source_turns": entry.get("source_turns") or [],
-        "script": entry.get("script") or [],
+        "source_turns": entry.source_turns,
+        "script": entry.script,
         "planned": planned,
         "counts": counts,
-        "events": _events(stats_dict) if isinstance(stats_dict, dict) else None,
+        "events": _events(stats_dict) if stats_dict is not None else None,
         # best of N: the winner and every candidate's seed, scores and why it lost or failed
-        "candidates": entry.get("candidates") if isinstance(entry.get("candidates"), dict) else None,
+        "candidates": entry.candidates,
     }
     return Rendering(row, detail, stats)
 
 
-def _manifest_entries(out_dir: Path, problems: list[str]) -> list[dict[str, Any]]:
+def _manifest_entries(out_dir: Path, problems: list[str]) -> list[RenderingEntry]:
     """Renderings of a folder without unit records: data.jsonl lines, else every audio/*.wav."""
     manifest = out_dir / "data.jsonl"
     entries = []
@@ -186,12 +186,12 @@ def _manifest_entries(out_dir: Path, problems: list[str]) -> list[dict[str, Any]
         for n, line in enumerate(manifest.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
                 e = json.loads(line)
-                entries.append({"id": Path(e["path"]).stem, "duration": e.get("duration")})
-            except (json.JSONDecodeError, KeyError, TypeError):
+                entries.append(RenderingEntry.from_dict({"id": Path(e["path"]).stem, "duration": e.get("duration")}))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 if line.strip():
                     problems.append(f"data.jsonl:{n}: not a {{\"path\", \"duration\"}} line")
     else:
-        entries = [{"id": p.stem} for p in sorted((out_dir / "audio").glob("*.wav"))]
+        entries = [RenderingEntry(p.stem) for p in sorted((out_dir / "audio").glob("*.wav"))]
     return entries
 
 
@@ -212,22 +212,17 @@ def read_run(out_dir: str | Path) -> RunData:
     report = _read_json(out_dir / "report.json", p, "totals recomputed from the unit records")
     run.report = report if isinstance(report, dict) else {}
 
-    entries: list[dict[str, Any]] = []
-    unit_files = sorted((out_dir / "units").glob("unit-*.json"))
+    records = read_unit_records(out_dir, strict=False)
+    for e in records.unreadable:
+        p.append(f"{UNITS_DIR}/{Path(str(e.path)).name}: {e.message}; its dialogues are not listed")
+    entries = records.renderings
     seconds: dict[str, float] = {}
-    n_dialogues = 0
-    for path in unit_files:
-        unit = _read_json(path, p, "its dialogues are not listed", f"units/{path.name}")
-        if not isinstance(unit, dict) or not isinstance(unit.get("renderings"), list):
-            if unit is not None:
-                p.append(f"units/{path.name}: not a unit record (no renderings list)")
-            continue
-        n_dialogues += len(unit.get("dialogues") or [])
-        entries += [e for e in unit["renderings"] if isinstance(e, dict)]
-        run.rejected.update({str(k): str(v) for k, v in (unit.get("rejected") or {}).items()})
-        for k, v in (unit.get("seconds") or {}).items():
+    for unit in records.ordered():
+        run.rejected.update(unit.rejected)
+        for k, v in unit.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + float(v)
-    if not unit_files:
+    n_dialogues = sum(len(u.dialogues) for u in records.ordered())
+    if not records.files:
         p.append("units/: no unit records (run not started, or made by another tool): "
                  "dialogues listed from data.jsonl / audio/, without text or plan")
         entries = _manifest_entries(out_dir, p)

@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from jmoshi_augment.augment.run.pipeline import SynthSummary, WorkerState, prepare_output, process_unit, worker_state
+from jmoshi_augment.augment.run.run_lock import run_lock
 from jmoshi_augment.augment.run.run_report import build_report
 from jmoshi_augment.augment.run.units import Unit, pending_units
-from jmoshi_augment.augment.run.writers import TOKEN_FORMATS
+from jmoshi_augment.augment.run.worker_pool import sigterm_as_interrupt
+from jmoshi_augment.augment.run.failures import RunLog, UnitFailed, UnitsFailed
+from jmoshi_augment.augment.run.output_formats import token_formats
 from jmoshi_augment.corpora import LoadReport
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import Recipe
@@ -81,7 +84,7 @@ def unit_resources(recipe: Recipe, cluster_gpus: float, *, num_cpus: float = 1.0
     if num_cpus <= 0:
         raise JmoshiError(f"num_cpus per unit must be > 0, got {num_cpus}")
     if num_gpus is None:
-        tokens = bool(set(recipe.output.formats) & TOKEN_FORMATS) and _on_cuda(recipe.tokenize.device, cluster_gpus)
+        tokens = bool(token_formats(recipe.output.formats)) and _on_cuda(recipe.tokenize.device, cluster_gpus)
         tts = _on_cuda(getattr(recipe.tts.options, "device", None), cluster_gpus)
         num_gpus = 1.0 if tokens or tts else 0.0
     if num_gpus < 0:
@@ -131,6 +134,8 @@ def run_unit(recipe_json: str, unit: Unit) -> dict[str, Any]:
 def _describe(error: Exception) -> str:
     """One line for a task that used up its retries (Ray's own messages span many lines)."""
     cause = getattr(error, "cause", None)
+    if isinstance(cause, UnitFailed):
+        return f"{cause.failure.dialogue_id}: {cause.failure.reason}"
     if isinstance(cause, BaseException):
         return f"{type(cause).__name__}: {cause}".splitlines()[0]
     lines = [line for line in str(error).splitlines() if line.strip()]
@@ -173,8 +178,6 @@ def run_synth_ray(
     so the driver reads the corpus lazily and a failure stops the run early.
     ``recipe.workers`` is not used: Ray's scheduler decides how many units run at once.
     """
-    from tqdm import tqdm
-
     if max_retries < 0:
         raise JmoshiError(f"max_retries must be >= 0, got {max_retries}")
     ray = import_ray()
@@ -184,9 +187,20 @@ def run_synth_ray(
                           f"got {recipe.output.dir!r}", key="output.dir")
     # Fail on a foreign output folder or missing models before the cluster is involved; the
     # driver may have no GPU, so it checks and hashes the models on its CPU and then drops them.
-    prepare_output(recipe, device="cpu")
+    with sigterm_as_interrupt():
+        prepare_output(recipe, device="cpu")
+        with run_lock(out_dir):
+            return _run_locked(ray, recipe, address, progress, max_retries, num_cpus, num_gpus, max_in_flight)
+
+
+def _run_locked(ray: Any, recipe: Recipe, address: str | None, progress: bool, max_retries: int, num_cpus: float,
+                num_gpus: float | None, max_in_flight: int | None) -> SynthSummary:
+    from tqdm import tqdm
+
+    out_dir = Path(recipe.output.dir)
     started = _connect(ray, address)
     load_report, filter_counts, resumed = LoadReport(), Counter(), Counter()
+    log = RunLog(out_dir)
     t_start = time.perf_counter()
     in_flight: dict[Any, int] = {}
     try:
@@ -232,8 +246,8 @@ def run_synth_ray(
                     try:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as e:  # retries used up
-                        failures.append(f"unit {k}: {_describe(e)}")
-                        logger.error("unit %d failed after %d retries: %s", k, max_retries, _describe(e))
+                        failures.append(f"unit {k}: {_describe(e)} (after {max_retries} retries)")
+                        log.write(f"unit {k} failed after {max_retries} retries: {_describe(e)}", str(e))
                         continue
                     if outcome["error"] is not None:
                         message, path, line, key = outcome["error"]
@@ -245,12 +259,6 @@ def run_synth_ray(
             bar.close()
         if user_error is not None:
             raise user_error
-        if failures:
-            raise JmoshiError(
-                f"{len(failures)} unit(s) failed after {max_retries} retries ({'; '.join(failures[:3])}); "
-                "finished units are kept: rerun to resume",
-                path=out_dir,
-            )
     finally:
         for ref in in_flight:  # interrupted: unfinished units leave no record and are redone on rerun
             ray.cancel(ref, force=True)
@@ -258,4 +266,6 @@ def run_synth_ray(
             ray.shutdown()
 
     report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
+    if failures:
+        raise UnitsFailed(out_dir, failures, log.path if log.used else None)
     return SynthSummary(out_dir, done, resumed["units"], report)

@@ -19,7 +19,6 @@ from jmoshi_augment.errors import JmoshiError, JmoshiErrors, first_line
 from jmoshi_augment.file_checks import file_spec, safetensors_header
 from jmoshi_augment.recipe import Recipe
 
-TOKEN_FORMATS = {"tar", "jmoshi"}
 # Seconds to wait for the rewrite endpoint when asked to check it (``recipe check --endpoint``).
 ENDPOINT_TIMEOUT = 5.0
 
@@ -90,7 +89,9 @@ def _tts(recipe: Recipe) -> Iterable[JmoshiError]:
 def _models(recipe: Recipe) -> Iterable[JmoshiError]:
     """Mimi and the text tokenizer, when a token format is written: present and of the right kind."""
     m = recipe.models
-    if not set(recipe.output.formats) & TOKEN_FORMATS:
+    from jmoshi_augment.augment.run.output_formats import token_formats
+
+    if not token_formats(recipe.output.formats):
         return
     if m.text_tokenizer is not None:
         before = []

@@ -1,90 +1,21 @@
-"""The run's record next to its data: the manifest, ``report.json``, the turn-taking statistics,
-``report.html`` and ``models.json`` (every model/voice file with its hash). Everything is rebuilt
-from the unit records, so a resumed run (or one finished by another executor) reports the whole
-output, not only its own part."""
+"""The run's report next to its data: the manifest and other finished formats, ``report.json``,
+the turn-taking statistics and ``report.html``. Everything is rebuilt from the unit records, so a
+resumed run (or one finished by another executor) reports the whole output, not only its own part.
+The model files' record (``models.json``) is :mod:`.model_files`."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from jmoshi_augment.augment.run.layout import UnitRecord, read_unit_records
+from jmoshi_augment.augment.run.model_files import record_dialogue_voices
+from jmoshi_augment.augment.run.output_formats import finalize
 from jmoshi_augment.corpora import LoadReport
 from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
-
-if TYPE_CHECKING:
-    from jmoshi_augment.augment.run.writers import TokenStage
-
-UNITS_DIR = "units"
-
-
-def unit_path(out_dir: Path, k: int) -> Path:
-    return out_dir / UNITS_DIR / f"unit-{k:05d}.json"
-
-
-def describe_file(spec: str | None, what: str) -> dict[str, str]:
-    from jmoshi_augment.checkpoints import file_digest, resolve_file
-
-    path = resolve_file(spec, what)
-    return {"spec": str(spec), "path": str(path), "digest": file_digest(path)}
-
-
-def model_files(recipe: Recipe, tokens: "TokenStage | None") -> dict[str, Any]:
-    """Every model/voice file the run used, with hashes: stored next to the data it made. The
-    backend's options say which files it names, what it speaks with by default and which
-    packages and shipped files it brings."""
-    from jmoshi_augment.augment.speech.tts.registry import backend_info
-
-    options = recipe.tts.options
-    files: dict[str, Any] = dict(tokens.files) if tokens is not None else {}
-    if recipe.tts.voice_space is None:
-        files["voices"] = {
-            v.name: (describe_file(v.htsvoice, "HTS voice") if v.htsvoice else (options.bundled_voice or v.model_dump(mode="json")))
-            for v in recipe.tts.voices
-        }
-    else:  # the voices themselves are drawn per dialogue: see dialogue_voices, added at the end of the run
-        files["voice_space"] = recipe.tts.voice_space.model_dump(mode="json")
-        if options.bundled_voice:
-            files["voices"] = {"drawn from voice_space": options.bundled_voice}
-    bundled = options.bundled_files()
-    if bundled:
-        files[backend_info(recipe.tts.backend).name] = bundled
-    neural = {}  # a neural backend's checkpoint folder/files and voice prompts, when local
-    for key, _, spec in options.paths():
-        path = Path(spec)
-        if path.is_dir():
-            neural[spec] = {p.name: describe_file(p, key)["digest"] for p in sorted(path.iterdir())
-                            if p.suffix in (".safetensors", ".model", ".json", ".npy", ".wav")}
-        elif path.is_file():
-            neural[spec] = describe_file(path, key)["digest"]
-    if neural:
-        files["tts_files"] = neural
-    try:
-        from importlib.metadata import version
-
-        files["packages"] = {p: version(p) for p in ("pyopenjtalk-plus", "moshi", "torch", *options.packages)}
-    except Exception:  # a package missing from the metadata is not worth failing a run
-        pass
-    return files
-
-
-def record_dialogue_voices(out_dir: Path, renderings: list[dict[str, Any]]) -> None:
-    """Add what each rendering was spoken with (its unit-record entry) to ``models.json``."""
-    path = out_dir / "models.json"
-    if not path.is_file():
-        return
-    files = json.loads(path.read_text(encoding="utf-8"))
-    files["dialogue_voices"] = {e["id"]: e.get("voice_params") or e.get("voices") for e in renderings}
-    atomic_write_text(path, json.dumps(files, indent=1, ensure_ascii=False))
-
-
-def read_units(out_dir: Path) -> list[dict[str, Any]]:
-    records = []
-    for p in sorted((out_dir / UNITS_DIR).glob("unit-*.json")):
-        records.append(json.loads(p.read_text(encoding="utf-8")))
-    return records
 
 
 def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,44 +36,38 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
                  wall_seconds: float) -> dict[str, Any]:
     """Manifest + report from the unit records, so a resumed run reports the whole output."""
     from jmoshi_augment.augment.analysis.stats import DialogueStats, summarize, write_stats_report
-    from jmoshi_augment.augment.formats.wav_format import manifest_entry, write_manifest
 
-    units = read_units(out_dir)
-    renderings = [e for u in units for e in u["renderings"]]
-    if "wav" in recipe.output.formats:
-        write_manifest(out_dir, (manifest_entry(e["id"], e["duration"]) for e in renderings))
-    if "jmoshi" in recipe.output.formats:
-        from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
-
-        finalize_parquet_names(out_dir / "jmoshi" / "parquet")
+    units = read_unit_records(out_dir).ordered()
+    renderings = [e for u in units for e in u.renderings]
+    finalize(out_dir, renderings, recipe.output.formats)
     planned, seconds, skips, rejected, not_spoken = Counter(), Counter(), Counter(), {}, Counter()
     for u in units:
-        seconds.update(u["seconds"])
-        skips.update(u["skips"])
-        not_spoken.update(u.get("not_spoken", {}))
-        rejected.update(u["rejected"])
+        seconds.update(u.seconds)
+        skips.update(u.skips)
+        not_spoken.update(u.not_spoken)
+        rejected.update(u.rejected)
     for e in renderings:
-        planned.update(e["planned"])
-    rewrite = _add_counts([u["rewrite"] for u in units if u.get("rewrite")])
-    stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
-    total = sum(e["duration"] for e in renderings)
+        planned.update(e.planned)
+    rewrite = _add_counts([u.rewrite for u in units if u.rewrite])
+    stats = [DialogueStats.from_dict(e.stats) for e in renderings if e.stats is not None]
+    total = sum(e.duration or 0.0 for e in renderings)
     report = {
         "output_dir": recipe.output.dir,
-        "dialogues": sum(len(u["dialogues"]) for u in units),
+        "dialogues": sum(len(u.dialogues) for u in units),
         "renderings": len(renderings),
         "hours": round(total / 3600, 4),
         "seconds_of_audio": round(total, 2),
-        "turns": sum(e["turns"] for e in renderings),
+        "turns": sum(e.turns or 0 for e in renderings),
         "planned_events": dict(planned),
         "rejected": rejected,
         "rejected_by_reason": dict(Counter(r.split(":")[0] for r in rejected.values())),
         "skipped_turns": dict(skips),
         # source characters read (augment/text/normalize.py), and those not spoken by reason
-        "source_characters": sum(u.get("source_characters", 0) for u in units),
+        "source_characters": sum(u.source_characters for u in units),
         "characters_not_spoken": dict(not_spoken),
         "skipped_corpus_rows": dict(load_report.skipped),
         "filtered": dict(filter_counts),
-        "dropped_text_tokens": sum(e.get("dropped_tokens", 0) for e in renderings),
+        "dropped_text_tokens": sum(e.dropped_tokens or 0 for e in renderings),
         "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "wall_seconds_this_run": round(wall_seconds, 2),
         "rewrite": rewrite,
@@ -160,7 +85,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     return report
 
 
-def best_of_n_report(units: list[dict[str, Any]]) -> dict[str, Any]:
+def best_of_n_report(units: list[UnitRecord]) -> dict[str, Any]:
     """Best-of-N provenance of the whole run: per dialogue (rendering id, or dialogue id for one
     whose candidates all failed) the winner and every candidate's seed, scores and fate, plus
     counts of failures by reason. Empty when the run did not select among candidates."""
@@ -168,10 +93,10 @@ def best_of_n_report(units: list[dict[str, Any]]) -> dict[str, Any]:
     failures: Counter = Counter()
     n = 0
     for u in units:
-        for e in u["renderings"]:
-            if e.get("candidates"):
-                per[e["id"]] = e["candidates"]
-        for dialogue_id, by_main in (u.get("rejected_candidates") or {}).items():
+        for e in u.renderings:
+            if e.candidates:
+                per[e.id] = e.candidates
+        for dialogue_id, by_main in u.rejected_candidates.items():
             for main, selection in by_main.items():
                 per[f"{dialogue_id}/{main}"] = selection
     for selection in per.values():

@@ -8,7 +8,6 @@ which worker or executor runs it, or in which order.
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from jmoshi_augment.augment.run.failures import EnvironmentFailure
 from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.speech.timing import plan_timeline
 from jmoshi_augment.augment.speech.voices import draw_voice_pair, vary_voice, voice_record
@@ -23,11 +23,8 @@ from jmoshi_augment.augment.speech.tts import DialogueBackend, RenderFailed, TTS
 from jmoshi_augment.augment.text.script import make_script, source_characters
 from jmoshi_augment.augment.types import RenderedDialogue, RenderedSegment, SpokenScript
 from jmoshi_augment.corpora import Dialogue
-from jmoshi_augment.errors import JmoshiError
+from jmoshi_augment.errors import first_line
 from jmoshi_augment.recipe import Recipe, VoiceConfig
-
-logger = logging.getLogger(__name__)
-
 
 def dialogue_rng(seed: int, key: str) -> np.random.Generator:
     """Independent of processing order and worker count: seeded by (recipe seed, key)."""
@@ -50,6 +47,7 @@ class DialogueResult:
     source_characters: int = 0  # source characters, as augment/text/normalize.py counts them
     # best-of-N trace of a rejected dialogue, per main speaker (a kept rendering carries its own)
     candidates: dict[str, Any] = field(default_factory=dict)
+    failed: EnvironmentFailure | None = None  # not made this time (I/O, memory, a model file): its unit is redone
 
 
 def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend | DialogueBackend) -> DialogueResult:
@@ -158,12 +156,15 @@ def _synthesize_whole(dialogue: Dialogue, script: SpokenScript, recipe: Recipe, 
 
 
 def safe_synthesize(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend | DialogueBackend) -> DialogueResult:
-    """:func:`synthesize_dialogue`, with a dialogue that raises turned into a rejection: one bad
-    dialogue must not kill a 600-hour run, and every executor must reject the same ones."""
+    """:func:`synthesize_dialogue`, never raising for one dialogue (a 600-hour run must not die of
+    it): a render the backend refuses is a content failure, recorded as the dialogue's rejection;
+    anything else is an environment failure (``failed``), which fails the unit instead of being
+    recorded, so a rerun redoes it (augment/run/failures.py). That includes a :class:`JmoshiError`
+    raised here: the recipe's files passed their checks before the run, so a voice or model file
+    found missing or broken now changed under the run."""
     try:
         return synthesize_dialogue(dialogue, recipe, backend)
-    except JmoshiError:
-        raise
+    except RenderFailed as e:
+        return DialogueResult(dialogue.id, rejected=f"render failed: {first_line(e)}")
     except Exception as e:
-        logger.exception("dialogue %s failed", dialogue.id)
-        return DialogueResult(dialogue.id, rejected=f"error: {type(e).__name__}: {e}")
+        return DialogueResult(dialogue.id, failed=EnvironmentFailure.of(dialogue.id, e))

