@@ -1,17 +1,18 @@
 """The planner on synthetic segment durations: rates, placement rules, determinism, and the
-dGSLM events of its output measured by ``stats`` (within overlaps for every placed aizuchi)."""
+dGSLM events of its output measured by ``stats`` (within overlaps for every placed backchannel)."""
 
 import numpy as np
 
 from jmoshi_augment.augment.speech.mix import mix
 from jmoshi_augment.augment.text.script import make_script
 from jmoshi_augment.augment.analysis.stats import WITHIN, analyze
-from jmoshi_augment.augment.speech.timing import plan_timeline
+from jmoshi_augment.augment.speech.timing import PlanEvent, plan_timeline
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedSegment, WordTiming
 from jmoshi_augment.constants import MIX_PEAK_LIMIT
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import ScriptConfig, TimingConfig
 
+PINNED_PLAN = "baaa87e52e4648f9c97674337eb881b1daad2b4fbb8796be801c882416693812"  # main before the issue-23 planner rewrite
 MORA = 0.125  # 8 morae per second (CEJC)
 EDGE = 0.05  # leading and trailing silence of a rendered segment, like a TTS's
 COMMA_PAUSE = 0.25  # silence the fake TTS leaves after a word ending in 、 (OpenJTalk: 0.14-0.37 s)
@@ -73,9 +74,9 @@ def _speech_spans(script, rendered, tl):
 
 
 def test_placements_respect_channels_pauses_and_backchannel_rules():
-    cfg = TimingConfig(backchannel_in_pause_prob=0.0)  # every aizuchi inside the partner's speech
+    cfg = TimingConfig(backchannel_in_pause_prob=0.0)  # every backchannel inside the partner's speech
     rng = np.random.default_rng(1)
-    n_bc = 0
+    n_backchannels = 0
     for script in scripts(10):
         rendered = fake_render(script)
         tl = plan_timeline(script, rendered, cfg, "B", rng)
@@ -103,7 +104,7 @@ def test_placements_respect_channels_pauses_and_backchannel_rules():
             seg = script.segments[p.segment]
             if seg.kind != "backchannel":
                 continue
-            n_bc += 1
+            n_backchannels += 1
             host = next(i for i, s in enumerate(script.segments)
                         if s.kind == "speech" and (s.turn, s.sentence) == (seg.turn, seg.anchor[0]))
             anchor_end = word_time[(host, seg.anchor[1])][1]
@@ -111,22 +112,22 @@ def test_placements_respect_channels_pauses_and_backchannel_rules():
             assert anchor_end + cfg.backchannel_delay_min - 1e-9 <= onset <= anchor_end + cfg.backchannel_delay_max + 1e-9
         assert tl.events.get("backchannels", 0) == sum(1 for p in tl.placements if script.segments[p.segment].kind == "backchannel")
         assert tl.duration >= max(e for s in spans.values() for _, e in s) + cfg.tail - 1e-9
-    assert n_bc > 0
+    assert n_backchannels > 0
 
 
-def test_every_placed_aizuchi_measures_as_a_within_overlap():
-    """The point of the planner: stats (dGSLM) finds each placed aizuchi inside the partner's IPU."""
-    n_bc = n_within = 0
+def test_every_placed_backchannel_measures_as_a_within_overlap():
+    """The point of the planner: stats (dGSLM) finds each placed backchannel inside the partner's IPU."""
+    n_backchannels = n_within = 0
     rng = np.random.default_rng(3)
     for script in scripts(6, seed=4):
         rendered = fake_render(script)
         cfg = TimingConfig(overlap_prob=0.0, interruption_prob=0.0, backchannel_in_pause_prob=0.0)
         tl = plan_timeline(script, rendered, cfg, "A", rng)
         st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
-        n_bc += tl.events.get("backchannels", 0)
+        n_backchannels += tl.events.get("backchannels", 0)
         n_within += int(np.sum(st.overlap_kind == WITHIN))
         assert len(st.overlap_kind) == int(np.sum(st.overlap_kind == WITHIN))  # no speaker-change overlaps planned
-    assert n_bc >= 12 and n_within == n_bc
+    assert n_backchannels >= 12 and n_within == n_backchannels
 
 
 def test_pause_probabilities_set_the_pause_rate():
@@ -143,7 +144,7 @@ def test_pause_probabilities_set_the_pause_rate():
     tl = plan_timeline(script, rendered, always, "A", np.random.default_rng(0))
     st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
     anchored = {(b.turn, *b.anchor) for b in script.backchannels}
-    assert tl.events["pauses"] > 0 and tl.events["joins"] <= len(anchored)  # joins only where an aizuchi is anchored
+    assert tl.events["pauses"] > 0 and tl.events["joins"] <= len(anchored)  # joins only where an backchannel is anchored
     assert len(st.pauses) == tl.events["pauses"]
 
 
@@ -171,7 +172,7 @@ def test_mix_places_words_and_never_clips():
     assert both > 0.02  # overlaps happened
 
 
-def _hand_script(aizuchi: str, morae: int, anchor: tuple[int, int]):
+def _hand_script(backchannel: str, morae: int, anchor: tuple[int, int]):
     from jmoshi_augment.augment.types import Segment, SpokenScript, Word
 
     words = tuple(Word(s, "", m) for s, m in [("今日は、", 4), ("雨", 2), ("だね、", 3), ("ほんとに", 4), ("すごい", 3), ("よ。", 1)])
@@ -179,11 +180,11 @@ def _hand_script(aizuchi: str, morae: int, anchor: tuple[int, int]):
     return SpokenScript("h", "test", ("A", "B"), (
         Segment("A", words, "speech", 0, 0),
         Segment("B", reply, "speech", 1, 0),
-        Segment("B", (Word(aizuchi, "", morae),), "backchannel", 0, anchor=anchor),
+        Segment("B", (Word(backchannel, "", morae),), "backchannel", 0, anchor=anchor),
     ))
 
 
-def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped():
+def test_an_backchannel_ends_before_the_partners_next_phrase_boundary_or_is_dropped():
     cfg = TimingConfig(backchannel_delay_median=0.1, backchannel_delay_min=0.03, backchannel_delay_max=0.3,
                        backchannel_in_pause_prob=0.0, overlap_prob=0.0, interruption_prob=0.0)
     # After 今日は、 the partner goes on with 雨だね、 (5 morae, 0.625 s): room for うん (0.25 s)...
@@ -193,9 +194,9 @@ def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped(
     assert tl.events.get("backchannels") == 1
     host = next(p for p in tl.placements if p.segment == 0 and p.start > 0)  # the piece after 今日は、
     boundary = host.offset + rendered[0].words[2].end - host.start  # end of だね、
-    bc = next(p for p in tl.placements if p.segment == 2)
-    bc_end = bc.offset + rendered[2].words[-1].end
-    assert bc_end <= boundary - cfg.backchannel_margin + 1e-9
+    backchannel = next(p for p in tl.placements if p.segment == 2)
+    backchannel_end = backchannel.offset + rendered[2].words[-1].end
+    assert backchannel_end <= boundary - cfg.backchannel_margin + 1e-9
     # ... and the comma it is anchored at is joined (< 200 ms): the partner's IPU stays whole.
     first = next(p for p in tl.placements if p.segment == 0 and p.start == 0)
     silence = (host.offset + rendered[0].words[1].start - host.start) - (first.offset + rendered[0].words[0].end)
@@ -208,8 +209,8 @@ def test_an_aizuchi_ends_before_the_partners_next_phrase_boundary_or_is_dropped(
     assert tl.events.get("backchannels", 0) == 0 and tl.events["backchannels_no_room"] == 1
 
 
-def _two_sentence_script(aizuchi: str = "うん", morae: int = 2):
-    """A says two sentences in one turn; B's aizuchi is anchored at the end of the first."""
+def _two_sentence_script(backchannel: str = "うん", morae: int = 2):
+    """A says two sentences in one turn; B's backchannel is anchored at the end of the first."""
     from jmoshi_augment.augment.types import Segment, SpokenScript, Word
 
     first = tuple(Word(s, "", m) for s, m in [("昨日", 3), ("駅前の", 4), ("カフェに", 3), ("行ったよ。", 4)])
@@ -218,14 +219,14 @@ def _two_sentence_script(aizuchi: str = "うん", morae: int = 2):
         Segment("A", first, "speech", 0, 0),
         Segment("A", second, "speech", 0, 1),
         Segment("B", (Word("そうなんだ。", "", 5),), "speech", 1, 0),
-        Segment("B", (Word(aizuchi, "", morae),), "backchannel", 0, anchor=(0, 3)),
+        Segment("B", (Word(backchannel, "", morae),), "backchannel", 0, anchor=(0, 3)),
     ))
 
 
-def test_an_aizuchi_in_the_partners_pause_is_a_short_turn_between_two_gaps():
+def test_an_backchannel_in_the_partners_pause_is_a_short_turn_between_two_gaps():
     """backchannel_in_pause_prob=1: A stops after 行ったよ。, B's うん starts a quick gap later, A goes
-    on a gap after it. stats then finds no overlap, three speaker changes (two around the aizuchi,
-    one to B's reply) and A's turn cut into two IPUs; with the share at 0 the same aizuchi is a
+    on a gap after it. stats then finds no overlap, three speaker changes (two around the backchannel,
+    one to B's reply) and A's turn cut into two IPUs; with the share at 0 the same backchannel is a
     within overlap inside A's single IPU."""
     cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.0, interruption_prob=0.0)
     script = _two_sentence_script()
@@ -235,32 +236,32 @@ def test_an_aizuchi_in_the_partners_pause_is_a_short_turn_between_two_gaps():
     assert tl.events.get("backchannels", 0) == 0 and tl.events.get("pauses", 0) == 0
     at = {p.segment: p.offset for p in tl.placements}
     stop = at[0] + rendered[0].words[-1].end  # A's last word of the first sentence ends
-    bc_start, bc_end = at[3] + rendered[3].words[0].start, at[3] + rendered[3].words[-1].end
+    backchannel_start, backchannel_end = at[3] + rendered[3].words[0].start, at[3] + rendered[3].words[-1].end
     resume = at[1] + rendered[1].words[0].start
-    assert cfg.backchannel_pause_onset_min - 1e-9 <= bc_start - stop <= cfg.backchannel_pause_onset_max + 1e-9
-    assert resume - bc_end >= cfg.min_gap - 1e-9  # a gap, as drawn: no overlap asked
+    assert cfg.backchannel_pause_onset_min - 1e-9 <= backchannel_start - stop <= cfg.backchannel_pause_onset_max + 1e-9
+    assert resume - backchannel_end >= cfg.min_gap - 1e-9  # a gap, as drawn: no overlap asked
     st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
     assert len(st.overlaps) == 0 and len(st.pauses) == 0 and len(st.gaps) == 3
-    assert [len(st.ipus[0]), len(st.ipus[1])] == [2, 2]  # A: two IPUs; B: the aizuchi and the reply
+    assert [len(st.ipus[0]), len(st.ipus[1])] == [2, 2]  # A: two IPUs; B: the backchannel and the reply
     inside = plan_timeline(script, rendered, cfg.model_copy(update={"backchannel_in_pause_prob": 0.0}), "A",
                            np.random.default_rng(0))
     st = analyze(mix(script, rendered, inside, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
     assert inside.events["backchannels"] == 1 and st.overlap_kind.tolist() == [WITHIN] and len(st.ipus[0]) == 1
 
 
-def test_the_partner_may_resume_over_the_tail_of_an_in_pause_aizuchi():
+def test_the_partner_may_resume_over_the_tail_of_an_in_pause_backchannel():
     """The partner's resumption is a speaker change drawn like any other: with overlaps only, A
-    comes back in before B's aizuchi ends, which stats reads as a between overlap (the aizuchi
+    comes back in before B's backchannel ends, which stats reads as a between overlap (the backchannel
     began in A's silence, so it is not inside A's IPU)."""
     cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=1.0, interruption_prob=0.0, overlap_median=0.1)
     script = _two_sentence_script("うんうん", 4)
     rendered = fake_render(script)
     tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(1))
-    assert tl.events["backchannels_in_pause"] == 1 and tl.events["overlaps_after_aizuchi"] == 1
+    assert tl.events["backchannels_in_pause"] == 1 and tl.events[PlanEvent.OVERLAPS_AFTER_BACKCHANNEL] == 1
     at = {p.segment: p.offset for p in tl.placements}
-    bc_end = at[3] + rendered[3].words[-1].end
+    backchannel_end = at[3] + rendered[3].words[-1].end
     resume = at[1] + rendered[1].words[0].start
-    assert resume < bc_end
+    assert resume < backchannel_end
     st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
     assert WITHIN not in st.overlap_kind.tolist() and len(st.overlap_kind) == 2  # resumption + reply
 
@@ -275,3 +276,28 @@ def test_timing_options_are_checked():
         TimingConfig(pause_min=0.5, pause_median=0.4)
     with pytest.raises(pydantic.ValidationError, match="backchannel_pause_onset_min <= backchannel_pause_onset_median"):
         TimingConfig(backchannel_pause_onset_median=0.5)
+
+
+def _timeline_digest(configs, n_scripts: int = 6) -> str:
+    """SHA-256 of every placement, duration and event count the planner makes for a fixed set of
+    scripts and options: pins the plan to the bit, so a refactor that changes behaviour fails."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for cfg in configs:
+        rng = np.random.default_rng(11)
+        for script in scripts(n_scripts, seed=7):
+            tl = plan_timeline(script, fake_render(script), cfg, "A", rng)
+            for p in tl.placements:
+                h.update(repr((p.segment, p.channel, round(p.offset, 9), p.start, p.end)).encode())
+            h.update(repr((round(tl.duration, 9), sorted(tl.events.items()))).encode())
+    return h.hexdigest()
+
+
+def test_the_plan_is_pinned_to_the_bit():
+    configs = [
+        TimingConfig(),
+        TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.5, interruption_prob=0.1),
+        TimingConfig(backchannel_in_pause_prob=0.0, pause_prob_clause=1.0, pause_prob_filler=1.0),
+    ]
+    assert _timeline_digest(configs) == PINNED_PLAN

@@ -27,6 +27,7 @@ from typing import Any
 
 from jmoshi_augment.augment.report.read import Rendering, RunData, read_compare, read_rendering, read_run
 from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE, summarize
+from jmoshi_augment.augment.speech.timing_state import PlanEvent
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 
@@ -108,13 +109,13 @@ def plan_reference(run: RunData) -> dict[str, float]:
     minutes = (run.report.get("seconds_of_audio") or 0) / 60
     out: dict[str, float] = {}
     if minutes > 0:
-        for key in ("overlaps", "gaps", "pauses", "backchannels", "speaker_changes"):
+        for key in (PlanEvent.OVERLAPS, PlanEvent.GAPS, PlanEvent.PAUSES, PlanEvent.BACKCHANNELS, PlanEvent.SPEAKER_CHANGES):
             if key in planned:
                 out[f"{key}_per_min"] = planned[key] / minutes
         # Every placed backchannel is planned to sit inside the partner's IPU: a dGSLM within overlap.
-        out["within_overlaps_per_min"] = planned.get("backchannels", 0) / minutes
-    if planned.get("speaker_changes"):
-        out["overlapped_share"] = planned.get("overlaps", 0) / planned["speaker_changes"]
+        out["within_overlaps_per_min"] = planned.get(PlanEvent.BACKCHANNELS, 0) / minutes
+    if planned.get(PlanEvent.SPEAKER_CHANGES):
+        out["overlapped_share"] = planned.get(PlanEvent.OVERLAPS, 0) / planned[PlanEvent.SPEAKER_CHANGES]
     timing = run.recipe.get("timing") if isinstance(run.recipe.get("timing"), dict) else {}
     if isinstance(timing.get("overlap_prob"), (int, float)):
         out["overlapped_share"] = float(timing["overlap_prob"])

@@ -14,6 +14,7 @@ from typing import Any
 
 from jmoshi_augment.augment.analysis.stats import DialogueStats, analyze_file, analyze_paths
 from jmoshi_augment.augment.run.layout import UNITS_DIR, RenderingEntry, read_unit_records
+from jmoshi_augment.augment.speech.timing_state import PlanEvent
 from jmoshi_augment.errors import JmoshiError
 
 __all__ = ["Rendering", "RunData", "read_compare", "read_rendering", "read_run"]
@@ -138,8 +139,8 @@ def read_rendering(out_dir: Path, entry: RenderingEntry) -> Rendering:
         warnings.append("no turn-taking stats")
     counts = stats.counts() if stats else {}
     planned = entry.planned
-    if planned.get("backchannels", 0) >= 2 and stats and counts["overlaps_within"] == 0:
-        warnings.append(f"planned {planned['backchannels']} backchannels, detector found no within overlap")
+    if planned.get(PlanEvent.BACKCHANNELS, 0) >= 2 and stats and counts["overlaps_within"] == 0:
+        warnings.append(f"planned {planned[PlanEvent.BACKCHANNELS]} backchannels, detector found no within overlap")
     silences = [e - s for s, e in [*(stats.gaps.tolist() if stats else []), *(stats.pauses.tolist() if stats else [])]]
     if silences and max(silences) > LONG_SILENCE:
         warnings.append(f"silence of {max(silences):.1f} s")
@@ -156,8 +157,8 @@ def read_rendering(out_dir: Path, entry: RenderingEntry) -> Rendering:
         "overlaps": counts.get("overlaps"),
         "backchannels": counts.get("overlaps_within"),  # dGSLM within overlaps: what a placed backchannel should be
         # the planner's counters omit zeros
-        "planned_overlaps": planned.get("overlaps", 0) if planned else None,
-        "planned_backchannels": planned.get("backchannels", 0) if planned else None,
+        "planned_overlaps": planned.get(PlanEvent.OVERLAPS, 0) if planned else None,
+        "planned_backchannels": planned.get(PlanEvent.BACKCHANNELS, 0) if planned else None,
         "main": speaker_map.get("main"),
         "other": speaker_map.get("other"),
         "voices": voices,

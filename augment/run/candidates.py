@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from jmoshi_augment.augment.analysis.reference import HUMAN_REFERENCE
+from jmoshi_augment.augment.speech.timing_state import PlanEvent
 from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, RenderedDialogue, SpokenScript, Timeline
 from jmoshi_augment.errors import JmoshiError
 
@@ -71,13 +72,13 @@ class TurnTakingTarget:
         """What the planner asked for: overlapped share of speaker changes, backchannels and
         placed stretches of speech per minute."""
         e, minutes = timeline.events, timeline.duration / 60.0
-        changes = e.get("speaker_changes", 0)
-        overlapped = e.get("overlaps", 0) + e.get("interruptions", 0)
+        changes = e.get(PlanEvent.SPEAKER_CHANGES, 0)
+        overlapped = e.get(PlanEvent.OVERLAPS, 0) + e.get(PlanEvent.INTERRUPTIONS, 0)
         return cls(
             # stretches the planner joins (silence < 200 ms) make one IPU
-            ipus_per_min=(len(timeline.placements) - e.get("joins", 0)) / minutes if minutes > 0 else None,
+            ipus_per_min=(len(timeline.placements) - e.get(PlanEvent.JOINS, 0)) / minutes if minutes > 0 else None,
             overlapped_share=overlapped / changes if changes else None,
-            within_overlaps_per_min=e.get("backchannels", 0) / minutes if minutes > 0 else None,
+            within_overlaps_per_min=e.get(PlanEvent.BACKCHANNELS, 0) / minutes if minutes > 0 else None,
         )
 
     def items(self) -> list[tuple[str, float]]:

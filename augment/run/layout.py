@@ -26,7 +26,7 @@ _UNIT_RE = re.compile(r"^unit-(\d+)\.json$")
 # Key names of earlier versions, renamed when one idea got one name (docs/formats.md).
 RENAMED_KEYS = {"source": "source_turns", "source_chars": "source_characters"}
 # The planner's event counters (``planned``): aizuchi and backchannel are one idea, one name.
-RENAMED_EVENTS = {"gaps_after_aizuchi": "gaps_after_backchannel", "overlaps_after_aizuchi": "overlaps_after_backchannel"}
+RENAMED_EVENTS = {f"{kind}s_after_aizuchi": f"{kind}s_after_backchannel" for kind in ("gap", "overlap", "interruption")}
 
 
 def unit_path(out_dir: Path, k: int) -> Path:
