@@ -24,14 +24,11 @@ from jmoshi_augment.recipe_sections import (  # noqa: F401  (re-exported: the re
     OutputFormat,
     RewriteConfig,
     ScriptConfig,
-    TTSConfig,
     TimingConfig,
     TokenizeConfig,
-    VariationConfig,
-    VoiceConfig,
-    VoiceSpaceConfig,
     _Section,
 )
+from jmoshi_augment.recipe_tts import TTSConfig, VariationConfig, VoiceConfig, VoiceSpaceConfig  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------- recipe

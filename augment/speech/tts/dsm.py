@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from jmoshi_augment.augment.speech.tts.base import DialogueRequest, RenderFailed, peak_safe
-from jmoshi_augment.augment.speech.tts.moshi_ms import MORAE_PER_SECOND, speaker_runs
+from jmoshi_augment.augment.speech.tts.ms_script import MORAE_PER_SECOND, speaker_runs
 from jmoshi_augment.augment.speech.tts.registry import DialogueOptions, PathOption
 from jmoshi_augment.augment.types import (
     FRAME_RATE,
