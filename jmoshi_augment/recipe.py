@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from jmoshi_augment.errors import JmoshiError, JmoshiErrors
+from jmoshi_augment.recipe_acoustics import AcousticsConfig
 from jmoshi_augment.recipe_sections import (  # noqa: F401  (re-exported: the recipe's public names)
     CandidatesConfig,
     CorpusConfig,
@@ -45,6 +46,7 @@ class Recipe(_Section):
     candidates: CandidatesConfig = CandidatesConfig()
     models: ModelsConfig = ModelsConfig()
     tokenize: TokenizeConfig = TokenizeConfig()
+    acoustics: AcousticsConfig = AcousticsConfig()  # the user's side through a microphone (augment/acoustics/)
     output: OutputConfig
     seed: int = 0
     workers: int = Field(1, ge=1, description="Worker processes for script + TTS.")
@@ -129,6 +131,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             for k in ("prompts", "voices"):
                 if isinstance(options.get(k), list):
                     options[k] = [fix(x) for x in options[k]]
+    acoustics = data.get("acoustics")
+    if isinstance(acoustics, dict):
+        for k in ("rir_dir", "noise_dir"):
+            if k in acoustics:
+                acoustics[k] = fix(acoustics[k])
     candidates = data.get("candidates")
     if isinstance(candidates, dict) and "asr_model" in candidates:
         candidates["asr_model"] = fix(candidates["asr_model"])
