@@ -105,7 +105,8 @@ def process_unit(recipe: Recipe, unit: Unit, backend: "TTSBackend | DialogueBack
     """One unit start to finish in this process (what a remote executor runs per task)."""
     unit, rewrite = rewrite_unit(recipe, unit)
     results = [safe_synthesize(d, recipe, backend) for d in unit.dialogues]
-    finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite)
+    finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite,
+                recipe.acoustics, recipe.seed)
 
 
 def prepare_output(recipe: Recipe, *, device: str | None = None, claim: bool = True) -> TokenStage | None:
@@ -171,7 +172,7 @@ def run_synth(recipe: Recipe, *, progress: bool = True) -> SynthSummary:
                 if not claimed:  # the first output file of this run is about to be written
                     claim_output(recipe, tokens)
                     claimed = True
-                finish_unit(out_dir, unit.index, unit.dialogues, buffer, formats, tokens, rewrite)
+                finish_unit(out_dir, unit.index, unit.dialogues, buffer, formats, tokens, rewrite, recipe.acoustics, recipe.seed)
                 todo.pop(0)
                 buffer = []
                 done_units += 1

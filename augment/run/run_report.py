@@ -115,6 +115,7 @@ def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
 def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
                  wall_seconds: float) -> dict[str, Any]:
     """Manifest + report from the unit records, so a resumed run reports the whole output."""
+    from jmoshi_augment.augment.acoustics.report import JMOSHI_VIEWS_DIR, acoustics_summary
     from jmoshi_augment.augment.analysis.stats import DialogueStats, summarize, write_stats_report
     from jmoshi_augment.augment.formats.wav_format import manifest_entry, write_manifest
 
@@ -126,6 +127,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
 
         finalize_parquet_names(out_dir / "jmoshi" / "parquet")
+        finalize_parquet_names(out_dir / JMOSHI_VIEWS_DIR / "parquet")
     planned, seconds, skips, rejected, not_spoken = Counter(), Counter(), Counter(), {}, Counter()
     for u in units:
         seconds.update(u["seconds"])
@@ -135,7 +137,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     for e in renderings:
         planned.update(e["planned"])
     rewrite = _add_counts([u["rewrite"] for u in units if u.get("rewrite")])
-    stats = [DialogueStats.from_dict(e["stats"]) for e in renderings]
+    stats = [DialogueStats.from_dict(e["stats"]) for e in renderings if "acoustics" not in e]  # views repeat their clean stats
     total = sum(e["duration"] for e in renderings)
     report = {
         "output_dir": recipe.output.dir,
@@ -159,6 +161,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "rewrite": rewrite,
         "best_of_n": best_of_n_report(units),
         "turn_taking": summarize(stats) if stats else {},
+        "acoustics": acoustics_summary(renderings),
         "random_weights": recipe.models.random_weights,
     }
     atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))

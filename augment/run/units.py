@@ -22,6 +22,7 @@ from jmoshi_augment.augment.run.writers import write_rendering
 from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
 from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
+from jmoshi_augment.recipe_acoustics import AcousticsConfig
 
 if TYPE_CHECKING:
     from jmoshi_augment.augment.run.writers import TokenStage
@@ -115,18 +116,31 @@ def output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
     it, and how far into the corpus it goes (a larger limit extends the same run)."""
     recipe = {k: v for k, v in recipe.items() if k != "workers"}
     recipe["corpus"] = {k: v for k, v in recipe.get("corpus", {}).items() if k != "limit"}
+    if not (recipe.get("acoustics") or {}).get("views"):  # no views: the output of a recipe without the section
+        recipe.pop("acoustics", None)
     return recipe
 
 
 def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
-                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None) -> None:
+                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None,
+                 acoustics: AcousticsConfig | None = None, seed: int = 0) -> None:
     from jmoshi_augment.augment.analysis.stats import analyze
     from jmoshi_augment.augment.types import SAMPLE_RATE
 
     t0 = time.perf_counter()
     renderings = [r for res in results for r in res.renderings]
-    entries = []
+    seconds = Counter()
+    if acoustics is not None and acoustics.views:
+        from jmoshi_augment.augment.acoustics.views import acoustic_views
+
+        renderings += acoustic_views(renderings, acoustics, seed)
+        seconds["acoustics"] = time.perf_counter() - t0
+    entries, clean_stats = [], {}
     for r in renderings:
+        view = r.meta.get("acoustics")
+        # turn-taking from the clean stems: a VAD on noisy, echoing audio would mislead
+        stats = clean_stats[view["view_of"]] if view else analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict()
+        clean_stats.setdefault(r.id, stats)
         write_rendering(out_dir, r, formats)
         entries.append({
             "id": r.id,
@@ -141,11 +155,11 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
             "source": r.source,
             "script": r.script,
             "not_spoken": dict(r.not_spoken),
-            "stats": analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
+            "stats": stats,
+            **({"acoustics": view} if view else {}),
         })
         if "candidates" in r.meta:  # best of N: every candidate's seed, scores, why it lost
             entries[-1]["candidates"] = {"winner": r.meta.get("candidate"), "candidates": r.meta["candidates"]}
-    seconds = Counter()
     for res in results:
         seconds.update(res.seconds)
     seconds["write"] = time.perf_counter() - t0

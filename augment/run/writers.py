@@ -20,9 +20,10 @@ def _wav(out_dir: Path, r: RenderedDialogue) -> None:
 
 
 def _jmoshi_dialogue(out_dir: Path, r: RenderedDialogue) -> None:
+    from jmoshi_augment.augment.acoustics.report import jmoshi_root
     from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_dialogue
 
-    write_jmoshi_dialogue(out_dir / "jmoshi", r)
+    write_jmoshi_dialogue(out_dir / jmoshi_root(r.meta), r)
 
 
 def _tar(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
@@ -32,9 +33,12 @@ def _tar(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
 
 
 def _jmoshi_parquet(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
+    from jmoshi_augment.augment.acoustics.report import jmoshi_root
     from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_parquet
 
-    write_jmoshi_parquet(out_dir / "jmoshi" / "parquet" / f"unit-{k:05d}.parquet", tokens)
+    # acoustic views train with --moshi_speakers A only: their own folder (docs/acoustics.md)
+    for root in sorted({jmoshi_root(t.meta) for t in tokens}):
+        write_jmoshi_parquet(out_dir / root / "parquet" / f"unit-{k:05d}.parquet", [t for t in tokens if jmoshi_root(t.meta) == root])
 
 
 RENDERING_WRITERS: dict[str, Callable[[Path, RenderedDialogue], None]] = {"wav": _wav, "jmoshi": _jmoshi_dialogue}
