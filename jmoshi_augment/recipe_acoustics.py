@@ -140,7 +140,11 @@ class MicConfig(_Section):
     # Telephone band 300-3400 Hz (ITU-T G.712) at the narrow end, a wideband headset at the other.
     highpass_hz: Range = Field((80.0, 300.0), description="Microphone low cut, Hz.")
     lowpass_hz: Range = Field((3400.0, 8000.0), description="Microphone high cut, Hz.")
-    codec_prob: float = Field(0.5, ge=0, le=1, description="Share of views sent through an Opus round trip.")
+    # sphn's Opus encoder (libopus at its default complexity, no setting exposed) runs at ~70-110x
+    # real time, about half of a view's CPU when it is on (bench/RESULTS.md): 0.3 keeps the stage
+    # above 100x real time per core. The runtime's browser input is always Opus: a recipe that
+    # wants every view coded sets 1.0 and pays for it.
+    codec_prob: float = Field(0.3, ge=0, le=1, description="Share of views sent through an Opus round trip.")
     # sphn exposes no bitrate: libopus picks it from the sample rate it encodes at. Measured here
     # (bench/RESULTS.md): 12 kHz -> ~15 kbps, 16 kHz -> ~19 kbps, 24 kHz -> ~32 kbps, the range
     # RFC 7587 sec. 3.1.1 recommends for wideband to fullband speech (16-20, 28-40 kbps). The

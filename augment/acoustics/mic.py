@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from jmoshi_augment.augment.acoustics.noise import colored_noise
 from jmoshi_augment.augment.acoustics.params import MicDraw
 from jmoshi_augment.augment.types import SAMPLE_RATE
 from jmoshi_augment.recipe_acoustics import MicConfig
@@ -68,7 +67,8 @@ def capture(x: np.ndarray, cfg: MicConfig, rng: np.random.Generator) -> tuple[np
     gain = float(rng.uniform(*cfg.gain_db))
     codec = rng.random() < cfg.codec_prob
     rate = int(cfg.codec_rates[int(rng.integers(len(cfg.codec_rates)))])
-    floor_noise = colored_noise(len(x), 1.0, rng) * np.float32(10 ** (floor / 20))
+    # a microphone's self-noise is mostly thermal, i.e. white: no spectral shaping needed
+    floor_noise = rng.standard_normal(len(x), dtype=np.float32) * np.float32(10 ** (floor / 20))
 
     y = band_limit(x, hp, lp) if band else x.astype(np.float32)
     y = y + floor_noise
