@@ -17,6 +17,7 @@ import soundfile as sf
 from jmoshi_augment.augment.acoustics.rerun import reaugment_run
 from jmoshi_augment.augment.acoustics.views import acoustic_views
 from jmoshi_augment.augment.formats.jmoshi_format import read_jmoshi_parquet
+from jmoshi_augment.augment.formats.verify import verify_path
 from jmoshi_augment.augment.formats.wav_format import read_alignments
 from jmoshi_augment.augment.run.synthesize import DialogueResult
 from jmoshi_augment.augment.run.units import finish_unit
@@ -102,6 +103,11 @@ def test_jmoshi_rows_train_one_direction_with_a_clean_model_side(tmp_path, sp, m
     assert np.array_equal(b[1:9], tv.codes[OTHER])  # direction B would learn to speak the augmented audio
     # the clean row keeps the corpus's letters: A is the corpus's first speaker, whichever is main
     assert np.array_equal(row_clean.A[1:], tc.codes[clean.a_channel])
+    # `shards verify` checks each folder's rows against the unit record: clean here, views there
+    (tmp_path / "units").mkdir()
+    (tmp_path / "units" / "unit-00000.json").write_text(json.dumps(
+        {"unit": 0, "renderings": [{"id": clean.id}, {"id": view.id, "acoustics": view.meta["acoustics"]}]}))
+    assert not [p for p in verify_path(tmp_path) if "lacks" in p.message or "does not list" in p.message]
 
 
 def _finish(out: Path, results: list[DialogueResult]) -> dict:

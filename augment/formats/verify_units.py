@@ -36,6 +36,7 @@ class UnitRecords:
 
     run_dir: Path
     renderings: dict[int, list[str]] = field(default_factory=dict)
+    views: set[str] = field(default_factory=set)  # acoustic views: their jmoshi rows live in jmoshi-acoustics/
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
     def path(self, k: int) -> Path:
@@ -49,6 +50,7 @@ def read_unit_records(run_dir: Path) -> UnitRecords:
             data: Any = json.loads(p.read_text(encoding="utf-8"))
             k = int(data["unit"])
             ids = [str(e["id"]) for e in data["renderings"]]
+            records.views.update(str(e["id"]) for e in data["renderings"] if e.get("acoustics"))
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
             records.unreadable.append((p, f"not a unit record ({type(e).__name__}: {e})"))
             continue
@@ -61,15 +63,17 @@ def tar_unit(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def compare_members(records: UnitRecords, k: int | None, members: list[str], *, keyed: bool) -> list[str]:
+def compare_members(records: UnitRecords, k: int | None, members: list[str], *, keyed: bool, views: bool | None = None) -> list[str]:
     """Problems of one shard whose members (keys for tar, dialogue ids for parquet) should be
-    unit ``k``'s renderings. Each message names the unit record it was compared with."""
+    unit ``k``'s renderings (``views``: only the acoustic views, or only the clean renderings, as
+    a jmoshi shard holds). Each message names the unit record it was compared with."""
     if k is None:
         return ["no unit number (name or metadata): cannot be checked against the unit records"]
     if k not in records.renderings:
         return [f"belongs to unit {k}, but {records.path(k).relative_to(records.run_dir)} does not exist "
                 "(a shard from another run, or a unit not finished)"]
-    expected = [shard_key(i) if keyed else i for i in records.renderings[k]]
+    ids = [i for i in records.renderings[k] if views is None or (i in records.views) == views]
+    expected = [shard_key(i) if keyed else i for i in ids]
     where = records.path(k).relative_to(records.run_dir)
     problems = []
     missing = [i for i in expected if i not in set(members)]
