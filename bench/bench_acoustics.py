@@ -13,8 +13,8 @@ many user voices it makes, and that clean stems are untouched.
    framing) over the power of (augmented - clean); echo delay = peak of the cross-correlation of
    (augmented - clean) with the model channel, and also on the full view's audio; RT60 = T20 of
    the Schroeder curve of the response deconvolved from (clean, augmented).
-4. Voices (Kokoro): one user utterance per dialogue with the voice the pipeline draws (the sample
-   recipe's voice_space), clean and voice-changed; resemblyzer embeddings clustered at cosine 0.80
+4. Voices (Kokoro): ~5 s of speech per dialogue in the user's voice as the pipeline draws it (the
+   sample recipe's voice_space), clean and voice-changed; resemblyzer embeddings clustered at cosine 0.80
    (average linkage) on both sets; median pitch by librosa's pYIN (male < 165 Hz).
 5. DNSMOS (speechmos) of the user channels: clean stems of the run with views and of the run
    without (byte-compared), and the views.
@@ -36,16 +36,17 @@ import numpy as np
 SR = 24000
 
 
-def windows(n: int) -> list[dict]:
-    """Short dialogues: 3 consecutive turns of each bundled sample dialogue, every start."""
+def windows(n: int, turns: tuple[int, ...] = (3, 2)) -> list[dict]:
+    """Short dialogues: ``turns`` consecutive turns of each bundled sample dialogue, every start."""
     from jmoshi_augment.corpora import load_corpus
 
     out = []
-    for d in load_corpus("jsonl", "builtin:sample"):
-        for s in range(max(0, len(d.turns) - 2)):
-            turns = [{"speaker": t.speaker, "text": t.text} for t in d.turns[s:s + 3]]
-            if len({t["speaker"] for t in turns}) == 2:
-                out.append({"id": f"{d.id}-w{s}", "corpus": "sample", "turns": turns})
+    for k in turns:
+        for d in load_corpus("jsonl", "builtin:sample"):
+            for s in range(max(0, len(d.turns) - k + 1)):
+                window = [{"speaker": t.speaker, "text": t.text} for t in d.turns[s:s + k]]
+                if len({t["speaker"] for t in window}) == 2:
+                    out.append({"id": f"{d.id}-w{s}" + (f"n{k}" if k != 3 else ""), "corpus": "sample", "turns": window})
     return out[:n]
 
 
@@ -109,7 +110,7 @@ def xcorr_delay_ms(leak: np.ndarray, ref: np.ndarray, max_ms: float = 1000) -> f
 def deconvolve(clean: np.ndarray, wet: np.ndarray, seconds: float = 1.5) -> np.ndarray:
     n = 1 << int(np.ceil(np.log2(len(clean) + int(seconds * SR))))
     x, y = np.fft.rfft(clean, n), np.fft.rfft(wet, n)
-    h = np.fft.irfft(y * np.conj(x) / (np.abs(x) ** 2 + 1e-3 * np.max(np.abs(x) ** 2)), n)
+    h = np.fft.irfft(y * np.conj(x) / (np.abs(x) ** 2 + 1e-9 * np.max(np.abs(x) ** 2)), n)
     return h[: int(seconds * SR)]
 
 
@@ -217,9 +218,17 @@ def voices(n: int, out: Path) -> dict:
         script = make_script(dialogue, recipe.script, rng)
         vs = dialogue_voices(recipe, script.speakers, rng, backend)
         user = script.speakers[1]
-        seg = next(s for s in script.segments if s.speaker == user and s.kind == "speech")
-        utterances[d["id"]] = backend.render([seg], vs[user])[0].audio
-    np.savez(cache, **utterances)
+        pieces, seconds = [], 0.0
+        # ~5 s in the user's voice (the window's sentences, whoever wrote them): short clips give
+        # unstable embeddings, which would make even one voice look like many
+        for seg in (s for s in script.segments if s.kind == "speech"):
+            audio = backend.render([seg], vs[user])[0].audio
+            pieces += [audio, np.zeros(SR // 5, dtype=np.float32)]
+            seconds += len(audio) / SR
+            if seconds >= 5.0:
+                break
+        utterances[d["id"]] = np.concatenate(pieces)
+        np.savez(cache, **utterances)  # resumable: Kokoro is the slow part
     clean, changed = [], []
     for rid, u in utterances.items():
         stereo = np.stack([np.zeros_like(u), u]).astype(np.float32)
@@ -238,7 +247,7 @@ def voices(n: int, out: Path) -> dict:
 
     p_clean, p_changed = np.array([pitch(w) for w in clean]), np.array([pitch(w) for w in changed])
     share = lambda p: {"male": round(float(np.mean(p < 165)), 3), "female": round(float(np.mean(p >= 165)), 3)}  # noqa: E731
-    return {"utterances": len(clean), "clusters_clean": clusters(clean), "clusters_changed": clusters(changed),
+    return {"utterances": len(clean), "mean_seconds": round(float(np.mean([len(w) / SR for w in clean])), 2), "clusters_clean": clusters(clean), "clusters_changed": clusters(changed),
             "pitch_share_clean": share(p_clean), "pitch_share_changed": share(p_changed)}
 
 
