@@ -12,6 +12,11 @@ from typing import Any, Optional
 Seconds = float
 
 
+def _tuples(v: Any) -> Any:
+    """JSON lists back to the tuples the dataclasses hold (nested for resonances)."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
 @dataclass(frozen=True)
 class RoomDraw:
     source: str  # "simulated" (pyroomacoustics shoebox from the run's bank) or "file" (rir_dir)
@@ -62,6 +67,7 @@ class VoiceDraw:
     formant_ratio: float  # spectral envelope scaling (vocal-tract length: < 1 is longer)
     resample_step: str  # "UP/DOWN" of the resampling that scales the envelope by formant_ratio
     shift_step: str  # the pitch ratio Rubber Band applies after it, a fraction with a small denominator
+    resonances: tuple[tuple[float, float, float], ...] = ()  # (centre Hz, gain dB, Q) of each peak filter
 
 
 @dataclass(frozen=True)
@@ -86,5 +92,5 @@ class ViewParams:
             value = d.get(name)
             if value is not None:
                 names = {f.name for f in fields(kind)}
-                out[name] = kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k in names})
+                out[name] = kind(**{k: _tuples(v) for k, v in value.items() if k in names})
         return cls(**out)

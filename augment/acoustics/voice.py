@@ -86,9 +86,12 @@ def draw_voice(rng: np.random.Generator, cfg: VoiceWarpConfig, source_f0: float)
     # (measured, bench/RESULTS.md), irrational semitone ratios down to ~20x.
     shift = Fraction(target / source_f0 / formant).limit_denominator(_SHIFT_DENOMINATOR)
     pitch = float(formant * shift)
+    resonances = tuple((round(float(np.exp(rng.uniform(np.log(250.0), np.log(5000.0)))), 1),
+                        round(float(rng.uniform(-cfg.resonance_gain_db, cfg.resonance_gain_db)), 2),
+                        round(float(rng.uniform(0.7, 2.5)), 2)) for _ in range(cfg.resonances))
     return VoiceDraw(round(source_f0, 2), "male" if male else "female", round(source_f0 * pitch, 2),
                      round(pitch, 4), round(float(formant), 4), f"{resample.numerator}/{resample.denominator}",
-                     f"{shift.numerator}/{shift.denominator}")
+                     f"{shift.numerator}/{shift.denominator}", resonances)
 
 
 def _islands(x: np.ndarray) -> list[tuple[int, int]]:
@@ -129,4 +132,9 @@ def change_voice(x: np.ndarray, draw: VoiceDraw) -> np.ndarray:
     resample, shift = Fraction(draw.resample_step), Fraction(draw.shift_step)
     for a, b in _islands(x):
         out[a:b] = _warp(x[a:b], resample, shift)
+    if draw.resonances:  # the vocal tract's shape: peak filters (formant 250-5000 Hz region, Q 0.7-2.5)
+        import pedalboard
+
+        board = pedalboard.Pedalboard([pedalboard.PeakFilter(cutoff_frequency_hz=f, gain_db=g, q=q) for f, g, q in draw.resonances])
+        out = board(out, SAMPLE_RATE)
     return out
