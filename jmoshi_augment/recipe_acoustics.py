@@ -191,7 +191,7 @@ class VoiceWarpConfig(_Section):
     formant_jitter: float = Field(0.06, ge=0, le=0.2, description="Extra formant scaling, +- (uniform).")
     # Vocal tracts differ in shape, not only length: formant amplitudes vary by several dB between
     # speakers of one sex. Without this a speaker-embedding model still groups changed voices by
-    # their source voice and sex (bench/RESULTS.md: 9 clusters from 4 source voices, 16 with it).
+    # their source voice and sex (bench/RESULTS.md: 9 clusters from 4 source voices, 14 with it).
     resonances: int = Field(3, ge=0, le=8, description="Resonances of the vocal tract boosted or cut per voice.")
     resonance_gain_db: float = Field(6.0, ge=0, le=15, description="Largest boost or cut of a resonance, dB (uniform +-).")
 
