@@ -174,7 +174,11 @@ class RenderedDialogue:
 
     @property
     def a_channel(self) -> int:
-        """The channel holding the corpus's first speaker, J-Moshi's trainer's speaker A (left)."""
+        """The channel holding the corpus's first speaker, J-Moshi's trainer's speaker A (left).
+        An acoustic view (``meta["acoustics"]``) trains one direction only, so its clean model
+        channel is A, whichever corpus speaker that is (docs/acoustics.md)."""
+        if "acoustics" in self.meta:
+            return MAIN
         return MAIN if self.speakers[0] == self.speaker_map["main"] else OTHER
 
     def channel_words(self, channel: int) -> list[AlignedWord]:

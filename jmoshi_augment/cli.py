@@ -209,6 +209,18 @@ def synth(
         typer.echo("turn-taking: " + ", ".join(pairs))
     typer.echo(f"report: {summary.out_dir / 'report.html'}")
 
+@app.command("acoustics")
+def acoustics_cmd(run_dir: Path = typer.Argument(..., help="A finished synth run with the wav format (its clean stems)."),
+                  recipe: Path = typer.Option(..., "--recipe", "-r", help="Recipe whose acoustics: (views > 0) and formats apply."),
+                  out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the views go (default RUN_DIR/acoustics)."),
+                  quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
+    """New augmented views of a finished run's user channels (room, noise, echo, mic, voice), without rendering speech again."""
+    from jmoshi_augment.augment.acoustics.rerun import reaugment_run, summary_line
+    from jmoshi_augment.recipe import load_recipe
+
+    typer.echo(summary_line(reaugment_run(run_dir, load_recipe(recipe), out, progress=not quiet)))
+
+
 # ------------------------------------------------------------------------------------------ stats
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from jmoshi_augment.errors import JmoshiError, JmoshiErrors
+from jmoshi_augment.recipe_acoustics import AcousticsConfig
 from jmoshi_augment.recipe_sections import (  # noqa: F401  (re-exported: the recipe's public names)
     CandidatesConfig,
     CorpusConfig,
@@ -41,6 +42,7 @@ class Recipe(_Section):
     candidates: CandidatesConfig = CandidatesConfig()
     models: ModelsConfig = ModelsConfig()
     tokenize: TokenizeConfig = TokenizeConfig()
+    acoustics: AcousticsConfig = AcousticsConfig()  # the user's side through a microphone (augment/acoustics/)
     output: OutputConfig
     seed: int = 0
     workers: int = Field(1, ge=1, description="Worker processes for script + TTS.")
@@ -128,6 +130,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 elif kind != "model" or (isinstance(value, str) and (value.startswith(".") or (base / value).exists())):
                     # a model may be a Hugging Face repo id "OWNER/NAME": resolved only if it exists here
                     options[k] = fix(value)
+    acoustics = data.get("acoustics")
+    if isinstance(acoustics, dict):
+        for k in ("rir_dir", "noise_dir"):
+            if k in acoustics:
+                acoustics[k] = fix(acoustics[k])
     candidates = data.get("candidates")
     if isinstance(candidates, dict) and "asr_model" in candidates:
         candidates["asr_model"] = fix(candidates["asr_model"])

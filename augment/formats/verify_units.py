@@ -29,8 +29,10 @@ def run_dir_of(path: Path) -> Path | None:
     return None
 
 
-def _ids(records: UnitRecords) -> dict[int, list[str]]:
-    return {k: [e.id for e in r.renderings] for k, r in records.records.items()}
+def _ids(records: UnitRecords, views: bool | None = None) -> dict[int, list[str]]:
+    """Rendering ids per unit; ``views``: only the acoustic views, or only the clean renderings."""
+    return {k: [e.id for e in r.renderings if views is None or (e.acoustics is not None) == views]
+            for k, r in records.records.items()}
 
 
 def tar_unit(path: Path) -> int | None:
@@ -38,9 +40,10 @@ def tar_unit(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def compare_members(records: UnitRecords, k: int | None, members: list[str], *, keyed: bool) -> list[str]:
+def compare_members(records: UnitRecords, k: int | None, members: list[str], *, keyed: bool, views: bool | None = None) -> list[str]:
     """Problems of one shard whose members (keys for tar, dialogue ids for parquet) should be
-    unit ``k``'s renderings. Each message names the unit record it was compared with."""
+    unit ``k``'s renderings (``views``: only the acoustic views, or only the clean renderings, as
+    a jmoshi shard holds). Each message names the unit record it was compared with."""
     if k is None:
         return ["no unit number (name or metadata): cannot be checked against the unit records"]
     ids = _ids(records)

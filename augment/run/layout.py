@@ -81,7 +81,8 @@ class RenderingEntry:
     source_turns: list[Any] = field(default_factory=list)  # [[speaker, text], ...] as the corpus has them
     script: list[Any] = field(default_factory=list)  # the spoken script, per segment
     not_spoken: dict[str, int] = field(default_factory=dict)  # source characters not spoken, by reason
-    stats: dict[str, Any] | None = None  # DialogueStats.to_dict() of the mixed audio
+    stats: dict[str, Any] | None = None  # DialogueStats.to_dict() of the mixed audio (a view: of its clean stems)
+    acoustics: dict[str, Any] | None = None  # an acoustic view: every parameter drawn (augment/acoustics/params.py)
     candidates: dict[str, Any] | None = None  # best of N: {"winner", "candidates"}
     dropped_tokens: int | None = None  # text tokens that found no frame (token formats only)
 
@@ -120,12 +121,13 @@ class RenderingEntry:
             script=_take(d, "script", list, [], where),
             not_spoken=_take(d, "not_spoken", dict, {}, where),
             stats=_take(d, "stats", dict, None, where),
+            acoustics=_take(d, "acoustics", dict, None, where),
             candidates=_take(d, "candidates", dict, None, where),
             dropped_tokens=_take(d, "dropped_tokens", int, None, where),
         )
 
 
-_OPTIONAL_ENTRY_KEYS = {"dialogue_id", "corpus", "duration", "turns", "voice_params", "stats", "candidates", "dropped_tokens"}
+_OPTIONAL_ENTRY_KEYS = {"dialogue_id", "corpus", "duration", "turns", "voice_params", "stats", "acoustics", "candidates", "dropped_tokens"}
 
 
 @dataclass(frozen=True)

@@ -51,21 +51,27 @@ def _tar(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
 
 
 def _jmoshi_dialogue(out_dir: Path, r: RenderedDialogue) -> None:
+    from jmoshi_augment.augment.acoustics.report import jmoshi_root
     from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_dialogue
 
-    write_jmoshi_dialogue(out_dir / "jmoshi", r)
+    write_jmoshi_dialogue(out_dir / jmoshi_root(r.meta), r)
 
 
 def _jmoshi_parquet(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
+    from jmoshi_augment.augment.acoustics.report import jmoshi_root
     from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_parquet
 
-    write_jmoshi_parquet(out_dir / "jmoshi" / "parquet" / f"unit-{k:05d}.parquet", tokens)
+    # acoustic views train with --moshi_speakers A only: their own folder (docs/acoustics.md)
+    for root in sorted({jmoshi_root(t.meta) for t in tokens}):
+        write_jmoshi_parquet(out_dir / root / "parquet" / f"unit-{k:05d}.parquet", [t for t in tokens if jmoshi_root(t.meta) == root])
 
 
 def _jmoshi_names(out_dir: Path, renderings: list[RenderingEntry]) -> None:
+    from jmoshi_augment.augment.acoustics.report import JMOSHI_VIEWS_DIR
     from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
 
-    finalize_parquet_names(out_dir / "jmoshi" / "parquet")
+    for root in ("jmoshi", JMOSHI_VIEWS_DIR):
+        finalize_parquet_names(out_dir / root / "parquet")
 
 
 FORMATS: dict[str, OutputFormat] = {f.name: f for f in (

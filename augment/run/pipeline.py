@@ -118,7 +118,8 @@ def process_unit(recipe: Recipe, unit: Unit, backend: "TTSBackend | DialogueBack
         results.append(safe_synthesize(d, recipe, backend))
         if results[-1].failed is not None:
             raise UnitFailed(unit.index, results[-1].failed)
-    finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite)
+    finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite,
+                recipe.acoustics, recipe.seed)
 
 
 def prepare_output(recipe: Recipe, *, device: str | None = None, claim: bool = True) -> TokenStage | None:
@@ -232,7 +233,7 @@ class _Run:
         results = [r for r in u.results if r is not None]
         try:
             finish_unit(Path(recipe.output.dir), u.unit.index, u.unit.dialogues, results, set(recipe.output.formats),
-                        self.tokens, u.rewrite)
+                        self.tokens, u.rewrite, recipe.acoustics, recipe.seed)
         except JmoshiError:
             raise
         except Exception as e:  # a write or the token stage failed: the unit's record is not written

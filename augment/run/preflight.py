@@ -28,7 +28,7 @@ Check = Callable[[Recipe], Iterable[JmoshiError]]
 def check_recipe(recipe: Recipe, *, output: bool = True, endpoint: bool = False) -> list[JmoshiError]:
     """Every problem found in ``recipe``'s inputs. ``output``: also check ``output.dir`` against a
     run already there; ``endpoint``: also try the rewrite endpoint (network)."""
-    checks: list[Check] = [_corpus, _tts, _models, _asr, _rewrite]
+    checks: list[Check] = [_corpus, _tts, _models, _asr, _rewrite, _acoustics]
     if output:
         checks.append(_output)
     if endpoint:
@@ -47,7 +47,7 @@ def check_recipe(recipe: Recipe, *, output: bool = True, endpoint: bool = False)
 
 _SECTION = {"_corpus": "corpus", "_tts": "tts", "_models": "models",
             "_asr": "candidates.asr_model", "_rewrite": "rewrite", "_endpoint": "rewrite.base_url",
-            "_output": "output.dir"}
+            "_output": "output.dir", "_acoustics": "acoustics"}
 
 
 def raise_problems(problems: list[JmoshiError]) -> None:
@@ -180,6 +180,19 @@ def _endpoint(recipe: Recipe) -> Iterable[JmoshiError]:
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         yield JmoshiError(f"cannot reach the LLM server ({first_line(reason)})", path=url, key="rewrite.base_url")
+
+
+# ------------------------------------------------------------------------------------- acoustics
+
+
+def _acoustics(recipe: Recipe) -> Iterable[JmoshiError]:
+    """The user's RIR and noise folders: every file readable, 24 kHz, long enough."""
+    from jmoshi_augment.augment.acoustics.folders import folder_problems
+
+    for key in ("rir_dir", "noise_dir"):
+        folder = getattr(recipe.acoustics, key)
+        if folder is not None:
+            yield from folder_problems(folder, key)
 
 
 # ----------------------------------------------------------------------------------------- output

@@ -35,6 +35,7 @@ def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
 def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
                  wall_seconds: float) -> dict[str, Any]:
     """Manifest + report from the unit records, so a resumed run reports the whole output."""
+    from jmoshi_augment.augment.acoustics.report import acoustics_summary
     from jmoshi_augment.augment.analysis.stats import DialogueStats, summarize, write_stats_report
 
     units = read_unit_records(out_dir).ordered()
@@ -49,7 +50,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     for e in renderings:
         planned.update(e.planned)
     rewrite = _add_counts([u.rewrite for u in units if u.rewrite])
-    stats = [DialogueStats.from_dict(e.stats) for e in renderings if e.stats is not None]
+    stats = [DialogueStats.from_dict(e.stats) for e in renderings if e.stats is not None and e.acoustics is None]  # views repeat their clean stats
     total = sum(e.duration or 0.0 for e in renderings)
     report = {
         "output_dir": recipe.output.dir,
@@ -73,6 +74,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         "rewrite": rewrite,
         "best_of_n": best_of_n_report(units),
         "turn_taking": summarize(stats) if stats else {},
+        "acoustics": acoustics_summary(renderings),
         "random_weights": recipe.models.random_weights,
     }
     atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))

@@ -24,6 +24,7 @@ from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import Recipe
+from jmoshi_augment.recipe_acoustics import AcousticsConfig
 
 if TYPE_CHECKING:
     from jmoshi_augment.augment.run.token_stage import TokenStage
@@ -120,6 +121,8 @@ def output_defining(recipe: dict[str, Any]) -> dict[str, Any]:
     tts = recipe.get("tts")
     if isinstance(tts, dict):  # runs saved before typed options stored only the keys given
         recipe["tts"] = {**tts, "options": _with_defaults(tts.get("backend"), tts.get("options") or {})}
+    if not (recipe.get("acoustics") or {}).get("views"):  # no views: the output of a recipe without the section
+        recipe.pop("acoustics", None)
     return recipe
 
 
@@ -133,14 +136,25 @@ def _with_defaults(backend: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
-                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None) -> None:
+                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None,
+                 acoustics: AcousticsConfig | None = None, seed: int = 0) -> None:
     from jmoshi_augment.augment.analysis.stats import analyze
     from jmoshi_augment.augment.types import SAMPLE_RATE
 
     t0 = time.perf_counter()
     renderings = [r for res in results for r in res.renderings]
-    entries = []
+    seconds = Counter()
+    if acoustics is not None and acoustics.views:
+        from jmoshi_augment.augment.acoustics.views import acoustic_views
+
+        renderings += acoustic_views(renderings, acoustics, seed)
+        seconds["acoustics"] = time.perf_counter() - t0
+    entries, clean_stats = [], {}
     for r in renderings:
+        view = r.meta.get("acoustics")
+        # turn-taking from the clean stems: a VAD on noisy, echoing audio would mislead
+        stats = clean_stats[view["view_of"]] if view else analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict()
+        clean_stats.setdefault(r.id, stats)
         write_rendering(out_dir, r, formats)
         entries.append(RenderingEntry(
             id=r.id,
@@ -155,11 +169,11 @@ def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[Dial
             source_turns=r.source_turns,
             script=r.script,
             not_spoken=dict(r.not_spoken),
-            stats=analyze(r.audio, SAMPLE_RATE, name=r.id).to_dict(),
+            stats=stats,
+            acoustics=view,
             # best of N: every candidate's seed, scores, why it lost
             candidates={"winner": r.meta.get("candidate"), "candidates": r.meta["candidates"]} if "candidates" in r.meta else None,
         ))
-    seconds = Counter()
     for res in results:
         seconds.update(res.seconds)
     seconds["write"] = time.perf_counter() - t0

@@ -159,6 +159,7 @@ def tokenize_dialogues(
             "end_of_text_padding_id": cfg.end_of_text_padding_id,
             "dropped_tokens": sum(dropped),
             "dropped_tokens_per_channel": dropped,
+            **({"acoustics_view_of": r.meta["acoustics"]["view_of"]} if "acoustics" in r.meta else {}),
         }
         out.append(TokenizedDialogue(id=r.id, codes=codes, text=text, duration=r.duration, meta=meta))
     return out
