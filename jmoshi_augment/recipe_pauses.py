@@ -20,9 +20,9 @@ class HoldScriptKeys(BaseModel):
     # in full: a filler announces the pause, Watanabe et al. 2021). Calibrated so `stats` measures
     # 8-13 pauses/min (human reference 10.4) and a shift share at silences > 250 ms of 0.40-0.65
     # (human 0.54; Inoue et al. 2024: 42.9 %) with the kokoro voices (bench/RESULTS.md).
-    hold_unit_morae: float = Field(24.0, gt=0, description="Morae since the last hold at which a boundary's hold chance is full.")
+    hold_unit_morae: float = Field(20.0, gt=0, description="Morae since the last hold at which a boundary's hold chance is full.")
     hold_prob_clause: float = Field(0.5, ge=0, le=1, description="P(hold pause) at a clause end (connective particle: けど, から, て).")
-    hold_prob_phrase: float = Field(0.2, ge=0, le=1, description="P(hold pause) at a phrase (bunsetsu) end before a content word.")
+    hold_prob_phrase: float = Field(0.3, ge=0, le=1, description="P(hold pause) at a phrase (bunsetsu) end before a content word.")
     hold_prob_filler: float = Field(0.6, ge=0, le=1, description="P(hold pause) after a filler.")
     # Mid-sentence fillers: あの and その sit inside clauses, えーと at clause boundaries (Watanabe &
     # Shirahata 2019, CSJ; Kawada 2010: demonstrative-type fillers); 40-65 % of sentences in free
@@ -47,7 +47,7 @@ class HoldTimingKeys(BaseModel):
     # Lapses: speaker changes after more than 1 s of silence (Jefferson's standard maximum), 4.9 %
     # of the speaker changes in the human reference (docs/turn-taking.md); the gap mixture alone
     # gives almost none. A share of the gaps is drawn from this log-normal instead.
-    lapse_prob: float = Field(0.06, ge=0, le=1, description="Share of gaps that are lapses.")
+    lapse_prob: float = Field(0.05, ge=0, le=1, description="Share of gaps that are lapses.")
     lapse_median: float = Field(1.4, gt=0, description="Median lapse, s (log-normal with gap_sigma).")
     lapse_min: float = Field(1.15, gt=0, description="Shortest lapse, s (heard over 1 s).")
     lapse_max: float = Field(3.0, gt=0, description="Longest lapse, s.")
@@ -55,8 +55,9 @@ class HoldTimingKeys(BaseModel):
     # the planner cut, where a TTS clip holds digital silence) fades in and out over this long, so
     # no channel steps from silence to sound (a step is an audible click and a broadband line in the
     # user channel's tokens; issue 26 counted steps above -26 dBFS at 18 % of the sample's onsets).
-    # Cuts land at low points, and 8 ms keeps the first and last millisecond below -40 dBFS.
-    edge_fade: float = Field(0.008, ge=0, le=0.05, description="Fade at both ends of every stretch of sound, s.")
+    # Cuts land at low points; a Hann ramp of 12 ms holds the first millisecond under 1.7 % of the
+    # signal, so it stays below -40 dBFS (8 ms, 3.8 %, left 2 of 373 onsets of the kokoro sample above).
+    edge_fade: float = Field(0.012, ge=0, le=0.05, description="Fade at both ends of every stretch of sound, s.")
 
     @model_validator(mode="after")
     def _check_holds(self) -> "HoldTimingKeys":

@@ -12,7 +12,7 @@ from jmoshi_augment.constants import MIX_PEAK_LIMIT
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import ScriptConfig, TimingConfig
 
-PINNED_PLAN = "6a99fb46ac997ab396113c8793b74efc851696b569ff0cd392157e0f2d0d27c1"  # issue 26 (holds, lapses); issue 23 refactor: main's planner
+PINNED_PLAN = "53c106884bdb7d04ee1050fce149849ac3601b668781e1e73e722631851f0161"  # a changed default (recalibration) changes it too
 MORA = 0.125  # 8 morae per second (CEJC)
 EDGE = 0.05  # leading and trailing silence of a rendered segment, like a TTS's
 COMMA_PAUSE = 0.25  # silence the fake TTS leaves after a word ending in 、 (OpenJTalk: 0.14-0.37 s)
