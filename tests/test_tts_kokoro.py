@@ -299,7 +299,7 @@ def test_sample_recipe_speaks_with_kokoro_and_records_the_voices(tmp_path):
 
     audio, _ = sf.read(wav, dtype="float32")  # clean edges: no step from silence to sound (issue 26)
     edges = np.concatenate([sound_edge_peaks(audio[:, ch], SAMPLE_RATE) for ch in (0, 1)])
-    assert len(edges) >= 4 and edges.max() < 10 ** (-40 / 20)
+    assert len(edges) >= 2 and edges.max() < 10 ** (-40 / 20)
     unit_path(out, 0).unlink()
     wav.unlink()
     run_synth(recipe, progress=False)
