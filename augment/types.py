@@ -59,6 +59,9 @@ class Segment:
     turn: int
     sentence: int = 0  # index of the sentence inside its turn (speech segments)
     anchor: tuple[int, int] | None = None  # (sentence index, word index) in the partner's turn
+    # Words after which the speaker pauses and keeps the floor (hesitation and planning pauses,
+    # augment/text/holds.py); the planner makes each a pause, never a join.
+    holds: tuple[int, ...] = ()
 
     @property
     def text(self) -> str:

@@ -4,6 +4,7 @@ distinct and how spread the voices of a synth run are.
     # word onsets: sentences of the first N sample dialogues, voices drawn as a run draws them
     .venv/bin/python bench/kokoro_voices.py onsets --dialogues 3
     .venv/bin/python bench/kokoro_voices.py onsets --first 3 --dialogues 6    # held out from the rule
+    .venv/bin/python bench/kokoro_voices.py onsets --dialogues 6 --holds      # with the script's holds
     # voices: over a finished run's wav output (e.g. the README's sample run)
     .venv/bin/python bench/kokoro_voices.py voices /tmp/sample
     # each stock voice's own pitch (STYLE_PITCH in augment/speech/tts/kokoro.py)
@@ -25,7 +26,7 @@ import numpy as np
 from jmoshi_augment.constants import SAMPLE_RATE as SR  # noqa: E402
 
 
-def onsets(dialogues: int, first: int = 0) -> None:
+def onsets(dialogues: int, first: int = 0, holds: bool = False) -> None:
     from jmoshi_augment.augment.analysis.onsets import energy_onsets
     from jmoshi_augment.augment.speech.tts import get_backend
     from jmoshi_augment.augment.speech.voices import draw_voice_pair
@@ -34,13 +35,22 @@ def onsets(dialogues: int, first: int = 0) -> None:
     from jmoshi_augment.recipe import VoiceSpaceConfig
 
     sample = Path(__file__).resolve().parents[1] / "jmoshi_augment" / "data" / "sample.jsonl"
+    from jmoshi_augment.augment.text.holds import choose_holds
+    from jmoshi_augment.recipe import ScriptConfig
+
     backend = get_backend("kokoro")
+    hold_rng, held = np.random.default_rng(0), 0
     errors, signed, closures, n = [], [], 0, 0
     for d, line in enumerate(sample.read_text(encoding="utf-8").splitlines()[first : first + dialogues], start=first):
         pair = draw_voice_pair(VoiceSpaceConfig(), np.random.default_rng([0, d]), styles=backend.styles, style_pitch=backend.style_pitch)
         for k, turn in enumerate(json.loads(line)["turns"]):
             for text in split_sentences(normalize_text(turn["text"]), 80):
-                seg = Segment("A", to_words(text), "speech", 0)
+                words = to_words(text)
+                if holds:  # the script's holds (a comma before each), every sentence at full chance
+                    cfg = ScriptConfig()
+                    words, at, _ = choose_holds(words, cfg.hold_unit_morae, cfg, hold_rng)
+                    held += len(at)
+                seg = Segment("A", words, "speech", 0)
                 r = backend.render([seg], pair[k % 2])[0]
                 n += 1
                 starts = np.array([t.start for t in r.words])
@@ -52,7 +62,7 @@ def onsets(dialogues: int, first: int = 0) -> None:
                     errors.append(abs(starts[i] - onset))
                     signed.append(onset - starts[i])
     err = np.asarray(errors)
-    print(f"{n} sentences, {len(err)} onsets after >= 100 ms of silence ({closures} in-word closures left out)")
+    print(f"{n} sentences ({held} holds), {len(err)} onsets after >= 100 ms of silence ({closures} in-word closures left out)")
     print(f"within 80 ms: {np.mean(err <= 0.08):.1%}; within 40 ms: {np.mean(err <= 0.04):.1%}; "
           f"median |error| {np.median(err) * 1000:.0f} ms; max {err.max() * 1000:.0f} ms; "
           f"median signed (energy - predicted) {np.median(signed) * 1000:+.0f} ms")
@@ -120,12 +130,13 @@ def main() -> None:
     o = sub.add_parser("onsets")
     o.add_argument("--dialogues", type=int, default=3)
     o.add_argument("--first", type=int, default=0, help="skip this many sample dialogues (3..: not used to set the pause rule)")
+    o.add_argument("--holds", action="store_true", help="render each sentence with the script's holds (issue 26)")
     v = sub.add_parser("voices")
     v.add_argument("run", type=Path)
     sub.add_parser("pitches")
     args = ap.parse_args()
     if args.cmd == "onsets":
-        onsets(args.dialogues, args.first)
+        onsets(args.dialogues, args.first, args.holds)
     elif args.cmd == "voices":
         voices(args.run)
     else:

@@ -10,6 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jmoshi_augment.constants import TEXT_IDS
+from jmoshi_augment.recipe_pauses import HoldScriptKeys, HoldTimingKeys
 
 
 class _Section(BaseModel):
@@ -75,7 +76,7 @@ class RewriteConfig(_Section):
 
 
 # --------------------------------------------------------------------------------------- script
-class ScriptConfig(_Section):
+class ScriptConfig(_Section, HoldScriptKeys):  # hold_* and mid_filler* keys: recipe_pauses.py
     # Fillers: 40-65 % of sentences in free dialogue hold one (Murakami et al. 1995); エー, アノー,
     # マー are the most frequent (Watanabe & Shirahata 2019, CSJ). We add fewer, since the corpus
     # text is already conversational and the TTS renders fillers less naturally than people.
@@ -117,7 +118,7 @@ class ScriptConfig(_Section):
 
 
 # --------------------------------------------------------------------------------------- timing
-class TimingConfig(_Section):
+class TimingConfig(_Section, HoldTimingKeys):  # hold_pause_*, lapse_* and edge_fade: recipe_pauses.py
     """The turn-taking planner's distributions (augment/speech/timing.py). Targets are measured by
     `jmoshi-augment stats` with the dGSLM definitions (Nguyen et al. 2023): IPUs bridge silences
     < 200 ms; an overlap is *within* when the shorter IPU lies entirely inside the other's and

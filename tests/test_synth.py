@@ -11,6 +11,7 @@ import soundfile as sf
 
 from jmoshi_augment.augment.run.pipeline import run_synth
 from jmoshi_augment.augment.run.layout import unit_path
+from jmoshi_augment.augment.analysis.onsets import sound_edge_peaks
 from jmoshi_augment.augment.formats.wav_format import read_alignments
 from jmoshi_augment.constants import SAMPLE_RATE
 from jmoshi_augment.errors import JmoshiError
@@ -199,3 +200,28 @@ def test_killed_token_run_resumes_to_identical_shards(tmp_path, sp_path):
     ]:
         assert (killed / rel).read_bytes() == (tmp_path / "a" / rel).read_bytes(), rel
     assert json.loads((killed / "report.json").read_text())["random_weights"] is True
+
+
+def test_no_channel_steps_from_silence_to_sound(run):
+    """Every placed piece fades in and out at a low point, so the first and last millisecond of
+    each stretch of sound stay below -40 dBFS: no click at an onset or offset (issue 26)."""
+    n = 0
+    for e in _entries(run):
+        audio, _ = sf.read(run / e["path"], dtype="float32")
+        for ch in (0, 1):
+            edges = sound_edge_peaks(audio[:, ch], SAMPLE_RATE)
+            n += len(edges)
+            assert edges.max(initial=0) < 10 ** (-40 / 20), (e["path"], ch, float(edges.max()))
+    assert n > 50
+
+
+def test_stats_and_report_say_what_precedes_pauses_and_gaps(run):
+    """stats.md, stats.json and report.html set beside each pause and gap the word before it: the
+    planned holds follow fillers, particles and commas, the speaker changes mostly a sentence end."""
+    doc = json.loads((run / "stats" / "stats.json").read_text())
+    cues = next(iter(doc["sets"].values()))["silence_cues"]
+    assert cues["pauses"]["n"] > 0 and cues["gaps"]["n"] > 0
+    assert cues["pauses"]["sentence end"] <= 0.5
+    assert cues["gaps"]["sentence end"] + cues["gaps"]["backchannel"] > cues["pauses"]["sentence end"] + 0.3
+    assert "What precedes the silence" in (run / "stats" / "stats.md").read_text()
+    assert "What precedes the silence" in (run / "report.html").read_text()

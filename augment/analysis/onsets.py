@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jmoshi_augment.augment.speech.mix import MIN_SILENCE, sound_stretches
+
 WINDOW_S, HOP_S = 0.02, 0.005
 LEVEL_DB = -35.0  # re the loudest window: below it is pause or closure (as the OpenJTalk test uses)
 
@@ -27,4 +29,15 @@ def energy_onsets(audio: np.ndarray, sr: int, pause: float = 0.1) -> list[float]
     return out
 
 
-__all__ = ["energy_onsets"]
+def sound_edge_peaks(x: np.ndarray, sr: int, min_silence: float = MIN_SILENCE, edge: float = 0.001) -> np.ndarray:
+    """Peak |x| over the first and the last ``edge`` seconds of each stretch of sound of one
+    channel, a stretch being what lies between runs of digital silence (exact zeros) of at least
+    ``min_silence`` (:func:`~jmoshi_augment.augment.speech.mix.sound_stretches`). A step from
+    silence to sound (a click) shows as a high peak; faded edges stay near zero."""
+    x = np.asarray(x)
+    starts, ends = sound_stretches(x, int(min_silence * sr))
+    n = max(int(edge * sr), 1)
+    return np.asarray([max(np.abs(x[a : a + n]).max(), np.abs(x[max(b - n, a) : b]).max()) for a, b in zip(starts, ends)])
+
+
+__all__ = ["energy_onsets", "sound_edge_peaks"]

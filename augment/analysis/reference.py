@@ -18,6 +18,8 @@ HUMAN_REFERENCE: dict[str, float] = {
     "overlapped_share": 0.39,  # between / (gaps + between)
     "within_overlaps_per_min": 6.7,  # backchannel-like overlaps
     "gap_median": 0.30,
+    "shift_share_long_silence": 0.54,  # of silences > 250 ms, the other speaker talks next
+    "lapse_share": 0.049,  # speaker changes after > 1 s
 }
 JMOSHI_MSTTS_REFERENCE: dict[str, float] = {
     "ipus_per_min": 24.3,
@@ -25,4 +27,6 @@ JMOSHI_MSTTS_REFERENCE: dict[str, float] = {
     "overlapped_share": 0.21,
     "within_overlaps_per_min": 0.0,
     "gap_median": 0.12,
+    "shift_share_long_silence": 0.73,
+    "lapse_share": 0.026,
 }

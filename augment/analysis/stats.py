@@ -121,9 +121,12 @@ def write_stats_report(
     compare: dict[str, list[DialogueStats]] | None = None,
     title: str = "Turn-taking statistics",
     name: str = "data",
+    run_dir: str | Path | None = None,
 ) -> Path:
     """Write ``stats.md``, ``stats.csv``, ``dialogues.csv``, ``stats.json`` and PNG plots into
-    ``out_dir`` (atomically, file by file); returns the path of ``stats.md``."""
+    ``out_dir`` (atomically, file by file); returns the path of ``stats.md``. ``run_dir``: the
+    synth run folder ``stats`` (named by rendering id) come from, for what precedes each silence."""
     from jmoshi_augment.augment.analysis.stats_report import write_report
 
-    return write_report(Path(out_dir), {name: list(stats), **(compare or {})}, title)
+    return write_report(Path(out_dir), {name: list(stats), **(compare or {})}, title,
+                        None if run_dir is None else Path(run_dir))

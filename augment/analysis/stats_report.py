@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jmoshi_augment.augment.analysis.silence_cues import cue_rows, cues_for_stats
 from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE, DialogueStats, summarize
 from jmoshi_augment.io import atomic_write_bytes, atomic_write_text, json_safe
 
@@ -68,8 +69,9 @@ def summary_rows(summaries: dict[str, dict[str, float]]) -> list[list[str]]:
     ]
 
 
-def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str) -> Path:
+def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str, run_dir: Path | None = None) -> Path:
     summaries = {name: summarize(stats) for name, stats in sets.items()}
+    cues = {name: cues_for_stats(stats, run_dir if i == 0 else None) for i, (name, stats) in enumerate(sets.items())}
     header = ["metric", *summaries, "human reference"]
     rows = summary_rows(summaries)
 
@@ -86,6 +88,11 @@ def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str
         "between). Backchannel IPUs are a separate, non-dGSLM view: an IPU ≤ 1 s at least half inside the "
         "partner's speech, the partner keeping the floor.",
         "",
+        *(["## What precedes the silence", "",
+            "The last word before each pause and each gap, from the word timings and unit records of a "
+            "synth run (human recordings have neither): a sentence end yields the floor; a filler, a "
+            "continuative particle or a clause comma holds it (silence_cues.py in augment/analysis).", "",
+            *cue_rows(cues), ""] if any(cues.values()) else []),
         "![floor-transfer offsets](fto.png)",
         "",
         "![durations](durations.png)",
@@ -108,7 +115,8 @@ def write_report(out_dir: Path, sets: dict[str, list[DialogueStats]], title: str
     doc = {
         "title": title,
         "human_reference": HUMAN_REFERENCE,
-        "sets": {n: {"summary": summaries[n], "dialogues": [s.to_dict() for s in ss]} for n, ss in sets.items()},
+        "sets": {n: {"summary": summaries[n], **({"silence_cues": cues[n]} if cues[n] else {}),
+                     "dialogues": [s.to_dict() for s in ss]} for n, ss in sets.items()},
     }
     atomic_write_text(out_dir / "stats.json", json.dumps(json_safe(doc), ensure_ascii=False, indent=1))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jmoshi_augment.augment.report.read import Rendering, RunData, read_compare, read_rendering, read_run
+from jmoshi_augment.augment.analysis.silence_cues import cues_for_stats
 from jmoshi_augment.augment.analysis.stats import HUMAN_REFERENCE, summarize
 from jmoshi_augment.augment.speech.timing_state import PlanEvent
 from jmoshi_augment.errors import JmoshiError
@@ -156,6 +157,7 @@ def write_html_report(
     page = render_page(
         run, sets, _finite(summaries), plan_reference(run), HUMAN_REFERENCE, config,
         style=_asset("report.css"), script=_asset("report.js"), template=_asset("report.html"),
+        cues={name: cues_for_stats(stats, out_dir if i == 0 else None) for i, (name, stats) in enumerate(sets.items())},
     )
     path = out_dir / REPORT_HTML
     atomic_write_text(path, page)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jmoshi_augment.augment.analysis.silence_cues import CUES
 from jmoshi_augment.augment.analysis.stats import DialogueStats
 from jmoshi_augment.augment.analysis.stats_report import METRICS, format_value
 
@@ -181,8 +182,21 @@ def histogram_svg(title: str, sets: dict[str, np.ndarray], bins: np.ndarray) -> 
     return "".join(out)
 
 
+def cues_html(cues: dict[str, Any] | None) -> str:
+    """What precedes the pauses and the gaps (silence_cues.py), one column per set and kind."""
+    sets = {n: c for n, c in (cues or {}).items() if c}
+    if not sets:
+        return ""
+    header = ["what precedes the silence"] + [f"{esc(n)}: {k} (n={int(c[k]['n'])})" for n, c in sets.items() for k in ("pauses", "gaps")]
+    rows = [[cue] + ["–" if c[k][cue] != c[k][cue] else f"{100 * c[k][cue]:.0f} %" for c in sets.values() for k in ("pauses", "gaps")]
+            for cue in CUES]
+    note = ("The last word before each silence: a sentence end yields the floor; a filler, a continuative "
+            "particle or a clause comma holds it. A model learns from these which silence is its turn.")
+    return f'<h3>What precedes the silence</h3><p class="note">{note}</p>{_table(header, rows)}'
+
+
 def turn_taking_html(sets: dict[str, list[DialogueStats]], summaries: dict[str, dict[str, float]],
-                     plan: dict[str, float], human: dict[str, float]) -> str:
+                     plan: dict[str, float], human: dict[str, float], cues: dict[str, Any] | None = None) -> str:
     columns = _columns(summaries, plan, human)
     bars = "".join(bars_svg(k, columns) for k in PLOTTED)
     hists = "".join(histogram_svg(t, {n: _values(s, get) for n, s in sets.items()}, bins) for t, get, bins in DISTRIBUTIONS)
@@ -191,7 +205,7 @@ def turn_taking_html(sets: dict[str, list[DialogueStats]], summaries: dict[str, 
             "<code>timing.overlap_prob</code>; <b>human reference</b>: J-Moshi's five Mimi-resynthesised "
             "human dialogues (docs/turn-taking.md). Add another run or real recordings with <code>--compare</code>.")
     return (f'<section id="turn-taking"><h2>Turn-taking</h2><p class="note">{note}</p>'
-            f'<div class="plots">{bars}</div><div class="plots">{hists}</div>'
+            f'<div class="plots">{bars}</div><div class="plots">{hists}</div>{cues_html(cues)}'
             f"<details><summary>All metrics</summary>{metrics_table(columns)}</details></section>")
 
 
@@ -200,7 +214,7 @@ def turn_taking_html(sets: dict[str, list[DialogueStats]], summaries: dict[str, 
 
 def render_page(run: Any, sets: dict[str, list[DialogueStats]], summaries: dict[str, dict[str, float]],
                 plan: dict[str, float], human: dict[str, float], config: dict[str, Any], *,
-                style: str, script: str, template: str) -> str:
+                style: str, script: str, template: str, cues: dict[str, Any] | None = None) -> str:
     title = f"{run.out_dir.name or run.out_dir}: synth report"
     # JSON inside <script>: "</" would end the element early.
     config_json = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
@@ -210,7 +224,7 @@ def render_page(run: Any, sets: dict[str, list[DialogueStats]], summaries: dict[
         "<!--CONFIG-->": config_json,
         "<!--PROBLEMS-->": problems_html(run.problems),
         "<!--SUMMARY-->": summary_html(run),
-        "<!--TURNTAKING-->": turn_taking_html(sets, summaries, plan, human),
+        "<!--TURNTAKING-->": turn_taking_html(sets, summaries, plan, human, cues),
         "<!--SCRIPT-->": script,
     }
     # One pass, so text already substituted is never searched for markers again.

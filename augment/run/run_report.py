@@ -79,7 +79,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     }
     atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
     if stats:
-        write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}")
+        write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}", run_dir=out_dir)
     from jmoshi_augment.augment.report.build import write_html_report
 
     write_html_report(out_dir)

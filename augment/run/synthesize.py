@@ -80,7 +80,7 @@ def synthesize_dialogue(dialogue: Dialogue, recipe: Recipe, backend: TTSBackend 
         timeline = plan_timeline(script, rendered, recipe.timing, main, dialogue_rng(recipe.seed, f"{dialogue.id}/{main}"))
         other = next(s for s in script.speakers if s != main)
         out = mix(script, rendered, timeline, loudness_dbfs=recipe.tts.loudness_dbfs,
-                  gains_db=(voices[main].gain_db, voices[other].gain_db))
+                  gains_db=(voices[main].gain_db, voices[other].gain_db), fade=recipe.timing.edge_fade)
         out.voices = {"main": voices[main].name, "other": voices[other].name}
         out.meta["voice_params"] = {"main": voice_record(voices[main]), "other": voice_record(voices[other])}
         out.meta["dialogue_meta"] = dialogue.meta

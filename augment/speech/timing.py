@@ -21,6 +21,11 @@ What it does, in the terms of the dGSLM events that ``stats`` measures (IPUs bri
   its onset follows the phrase end by a short delay, and it must end before the partner's next
   phrase boundary; if it cannot, or it would touch the listener's own speech, it is dropped and
   counted (:mod:`.timing_backchannels`).
+- **Holds** the script planned inside a sentence (hesitation and planning pauses at phrase and
+  clause boundaries, after fillers; :mod:`~jmoshi_augment.augment.text.holds`) are always pauses,
+  drawn longer than the others with a tail past 1 s; a backchannel anchored at one is said in it,
+  the speaker keeping the floor. The segment is cut there at the quietest point between the two
+  words, whatever silence the TTS left.
 - **Backchannels in the partner's pause** (a share ``backchannel_in_pause_prob`` of them): the
   partner stops at the anchor, the listener answers in the silence as a short turn of its own,
   and the partner goes on after it. The partner's silence is then gap + backchannel + gap, so
@@ -44,11 +49,12 @@ from jmoshi_augment.augment.speech.timing_backchannels import (
 from jmoshi_augment.augment.speech.timing_state import (
     PlanEvent,
     PlanState,
+    sample_hold_pause,
     sample_join,
     sample_pause,
     sample_transition,
 )
-from jmoshi_augment.augment.types import MAIN, OTHER, Placement, RenderedSegment, Seconds, Segment, SpokenScript, Timeline
+from jmoshi_augment.augment.types import MAIN, OTHER, SAMPLE_RATE, Placement, RenderedSegment, Seconds, Segment, SpokenScript, Timeline
 from jmoshi_augment.recipe import TimingConfig
 
 __all__ = ["PlanEvent", "plan_timeline", "sample_pause", "sample_transition"]
@@ -103,15 +109,39 @@ def _onset(state: PlanState, seg: Segment, r: RenderedSegment) -> Seconds:
         onset = state.floor_end + change.offset
         state.events[change.event] += 1
         state.events[PlanEvent.SPEAKER_CHANGES] += 1
+        if change.lapse:
+            state.events[PlanEvent.LAPSES] += 1
     busy = state.busy[state.channel_of[seg.speaker]]
     if busy:  # a channel never talks over itself
         onset = max(onset, busy[-1][1] + cfg.min_gap)
     return onset
 
 
-def _cut_points(r: RenderedSegment, cfg: TimingConfig) -> list[int]:
-    """Word indices ``j`` after which the TTS left a silence the planner may shorten or lengthen."""
-    return [j for j in range(len(r.words) - 1) if r.words[j + 1].start - r.words[j].end >= cfg.splice_min]
+def _cut_points(seg: Segment, r: RenderedSegment, cfg: TimingConfig) -> list[int]:
+    """Word indices ``j`` after which the TTS left a silence the planner may shorten or lengthen,
+    and the holds the script planned."""
+    return [j for j in range(len(r.words) - 1)
+            if r.words[j + 1].start - r.words[j].end >= cfg.splice_min or j in seg.holds]
+
+
+# The cut between two words falls at the quietest 2 ms of the stretch between them (searched
+# this far beyond the word timings when they abut), so a piece's edge sits on near-silence.
+_LOW_WINDOW, _LOW_REACH = 0.002, 0.02
+
+
+def _low_point(r: RenderedSegment, j: int) -> Seconds:
+    """Segment time of the quietest short window between word ``j``'s end and word ``j + 1``'s
+    start, where a cut is least audible; when the two abut, searched back into word ``j``'s tail
+    (never past its start, and never after the next word's start: each word stays in its piece)."""
+    a, b = r.words[j].end, r.words[j + 1].start
+    if b - a < 2 * _LOW_WINDOW:
+        a = max(min(a, b) - _LOW_REACH, r.words[j].start + _LOW_WINDOW)
+    w = max(int(_LOW_WINDOW * SAMPLE_RATE), 1)
+    i, k = max(int(np.ceil(a * SAMPLE_RATE)), 0), min(int(b * SAMPLE_RATE), len(r.audio))
+    if k - i <= w:
+        return b
+    level = np.convolve(np.abs(r.audio[i:k]), np.ones(w) / w, mode="valid")
+    return min((i + int(np.argmin(level)) + w // 2) / SAMPLE_RATE, b)
 
 
 def _after_opening_filler(seg: Segment, j: int) -> bool:
@@ -125,8 +155,8 @@ def _place_pieces(state: PlanState, i: int, onset: Seconds) -> Seconds:
     a pause or a join, and place the pieces from ``onset``. Returns the end of its last word."""
     seg, r, cfg = state.script.segments[i], state.rendered[i], state.cfg
     ch = state.channel(i)
-    cuts = _cut_points(r, cfg)
-    bounds = [0.0] + [(r.words[j].end + r.words[j + 1].start) / 2 for j in cuts] + [r.duration]
+    cuts = _cut_points(seg, r, cfg)
+    bounds = [0.0] + [_low_point(r, j) for j in cuts] + [r.duration]
     word_bounds = [0] + [j + 1 for j in cuts] + [len(r.words)]
     shift = onset - r.words[0].start  # dialogue time of segment time 0 for the current piece
     for k in range(len(bounds) - 1):
@@ -134,7 +164,9 @@ def _place_pieces(state: PlanState, i: int, onset: Seconds) -> Seconds:
             j = cuts[k - 1]
             tts_silence = r.words[j + 1].start - r.words[j].end
             state.run += sum(w.morae for w in seg.words[word_bounds[k - 1] : word_bounds[k]])
-            if _after_opening_filler(seg, j):
+            if j in seg.holds:
+                silence = _hold(state, (seg.turn, seg.sentence, j), shift + r.words[j].end)
+            elif _after_opening_filler(seg, j):
                 silence = _junction(state, cfg.pause_prob_filler, None, None, by_length=False)
             else:
                 silence = _junction(state, cfg.pause_prob_clause, (seg.turn, seg.sentence, j), shift + r.words[j].end)
@@ -170,3 +202,16 @@ def _junction(
     if backchannel is None:
         return join
     return backchannel_in_pause(state, backchannel, stop, join)
+
+
+def _hold(state: PlanState, at: tuple[int, int, int], stop: Seconds) -> Seconds:
+    """Silence at a hold the script planned after word ``at``: always a pause, drawn from the
+    hold distribution; a backchannel anchored there is said in it (the speaker keeps the floor)."""
+    pause = sample_hold_pause(state.rng, state.cfg)
+    state.events[PlanEvent.PAUSES] += 1
+    state.events[PlanEvent.HOLDS] += 1
+    state.run = 0.0
+    backchannel = state.anchored.get(at)
+    if backchannel is None:
+        return pause
+    return backchannel_in_pause(state, backchannel, stop, pause, at_hold=True)

@@ -23,13 +23,15 @@ def anchored_backchannels(state: PlanState) -> dict[tuple[int, int, int], int]:
     return anchored
 
 
-def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, silence: Seconds) -> Seconds:
-    """With probability ``backchannel_in_pause_prob``, say ``backchannel`` in a pause of the
-    partner, who stopped speaking at ``stop``: it starts a gap after ``stop``, and the partner
-    goes on after it with a floor-transfer offset (:func:`sample_transition`). It must stay clear
-    of the listener's own speech. Returns the partner's silence at this junction (the joined
-    ``silence`` when the backchannel stays inside the partner's speech) and resets the partner's
-    morae run when the partner stopped."""
+def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, silence: Seconds, at_hold: bool = False) -> Seconds:
+    """Say ``backchannel`` in a pause of the partner, who stopped speaking at ``stop``: with
+    probability ``backchannel_in_pause_prob`` at a junction (else it stays inside the partner's
+    speech, the junction joined), always at a hold the script planned (the listener fills the
+    speaker's planning pause without taking the floor). It starts a gap after ``stop``, and the
+    partner goes on after it with a floor-transfer offset (:func:`sample_transition`); it must
+    stay clear of the listener's own speech, and at a hold it is dropped if it cannot. Returns
+    the partner's silence at this junction (``silence`` when the backchannel is not said in it)
+    and resets the partner's morae run when the partner stopped for it."""
     cfg, rng, r = state.cfg, state.rng, state.rendered[backchannel]
     u = rng.random()
     onset_gap = sample_clipped(rng, cfg.backchannel_pause_onset_median, cfg.gap_sigma,
@@ -41,12 +43,18 @@ def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, sile
     start = stop + onset_gap
     end = start + speech
     channel = state.channel(backchannel)
-    if u >= cfg.backchannel_in_pause_prob or speech >= cfg.backchannel_max or not state.clear_of(channel, start, end):
+    fits = speech < cfg.backchannel_max and state.clear_of(channel, start, end)
+    if at_hold and not fits:  # the junction is a pause: there is no speech to say it inside
+        state.settled.add(backchannel)
+        state.events[PlanEvent.BACKCHANNELS_DROPPED] += 1
+        return silence
+    if not fits or (not at_hold and u >= cfg.backchannel_in_pause_prob):
         return silence
     state.placements.append(Placement(backchannel, channel, start - r.words[0].start))
     state.occupy(channel, start, end)
-    state.in_pause.add(backchannel)
-    state.events[PlanEvent.JOINS] -= 1  # the junction is no join: the partner stopped for the backchannel
+    state.settled.add(backchannel)
+    # the junction is no join (or no plain pause): the partner stopped for the backchannel
+    state.events[PlanEvent.PAUSES if at_hold else PlanEvent.JOINS] -= 1
     state.events[PlanEvent.BACKCHANNELS_IN_PAUSE] += 1
     state.events[PlanEvent.SPEAKER_CHANGES_IN_PAUSE] += 2
     state.events[resume.event_after_backchannel] += 1
@@ -67,7 +75,7 @@ def place_backchannels_in_speech(state: PlanState) -> None:
             continue
         delay = sample_clipped(state.rng, cfg.backchannel_delay_median, cfg.gap_sigma,
                                cfg.backchannel_delay_min, cfg.backchannel_delay_max)
-        if i in state.in_pause:  # already said in the partner's pause
+        if i in state.settled:  # already said in the partner's pause, or dropped at a hold
             continue
         si, wi = seg.anchor
         host = host_of.get((seg.turn, si))

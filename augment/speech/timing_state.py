@@ -31,6 +31,8 @@ class PlanEvent:
     # junctions inside a turn
     PAUSES: Final = "pauses"
     JOINS: Final = "joins"
+    HOLDS: Final = "holds"  # pauses the script planned inside a sentence (hesitation, planning)
+    LAPSES: Final = "lapses"  # gaps drawn from the lapse distribution (> 1 s)
     # backchannels inside the partner's speech (each a planned dGSLM within overlap), and why not
     BACKCHANNELS: Final = "backchannels"
     BACKCHANNELS_DROPPED: Final = "backchannels_dropped"
@@ -52,6 +54,7 @@ class Transition:
     offset: Seconds
     event: str
     event_after_backchannel: str
+    lapse: bool = False
 
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
@@ -70,6 +73,9 @@ def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration
         depth = min(_lognormal(rng, cfg.overlap_median, cfg.gap_sigma), cfg.overlap_max)
         return Transition(-min(depth, cfg.overlap_max_share * prev_duration),
                           PlanEvent.OVERLAPS, PlanEvent.OVERLAPS_AFTER_BACKCHANNEL)
+    if rng.random() < cfg.lapse_prob:
+        return Transition(sample_clipped(rng, cfg.lapse_median, cfg.gap_sigma, cfg.lapse_min, cfg.lapse_max),
+                          PlanEvent.GAPS, PlanEvent.GAPS_AFTER_BACKCHANNEL, lapse=True)
     median = cfg.gap_long_median if rng.random() < cfg.gap_long_prob else cfg.gap_short_median
     return Transition(max(cfg.min_gap, _lognormal(rng, median, cfg.gap_sigma)),
                       PlanEvent.GAPS, PlanEvent.GAPS_AFTER_BACKCHANNEL)
@@ -78,6 +84,11 @@ def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration
 def sample_pause(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
     """Silence of a pause inside a turn (between speech), clipped to ``[pause_min, pause_max]``."""
     return float(np.clip(_lognormal(rng, cfg.pause_median, cfg.pause_sigma), cfg.pause_min, cfg.pause_max))
+
+
+def sample_hold_pause(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
+    """Silence of a hold the script planned (hesitation, planning): longer, with a tail past 1 s."""
+    return sample_clipped(rng, cfg.hold_pause_median, cfg.hold_pause_sigma, cfg.hold_pause_min, cfg.hold_pause_max)
 
 
 def sample_join(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
@@ -107,7 +118,7 @@ class PlanState:
     busy: dict[int, list[Span]] = field(default_factory=lambda: {MAIN: [], OTHER: []})  # speech spans per channel
     word_at: dict[tuple[int, int], Seconds] = field(default_factory=dict)  # (segment, word) → dialogue time of its start
     anchored: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (turn, sentence, word) → first backchannel there
-    in_pause: set[int] = field(default_factory=set)  # backchannels said in a pause of the partner
+    settled: set[int] = field(default_factory=set)  # backchannels said in the partner's pause, or dropped at a hold
     # cursor over the speech placed so far
     floor_end: Seconds = 0.0  # when everything said so far has ended (speech time)
     prev: Segment | None = None  # previous placed speech segment

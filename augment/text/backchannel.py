@@ -36,7 +36,7 @@ def bare(surface: str) -> str:
     return surface.rstrip(_PUNCT)
 
 
-def _continues(word: Word, next_word: Word | None) -> bool:
+def continues_phrase(word: Word, next_word: Word | None) -> bool:
     """True when ``next_word`` attaches to the phrase ``word`` is in: a particle, auxiliary or
     suffix, or a possibly-auxiliary verb/adjective right after the て-form (UniDic tags many
     main verbs 非自立可能 too, so that alone is no sign)."""
@@ -56,7 +56,7 @@ def phrase_ends(words: tuple[Word, ...], min_words: int) -> list[int]:
         if nxt is None:
             ends.append(i)
             continue
-        if i + 1 < min_words or _continues(w, nxt):
+        if i + 1 < min_words or w.pos == "フィラー" or continues_phrase(w, nxt):  # not after a filler
             continue
         marked = w.surface.endswith(("、", "！", "？", "…"))
         if marked or w.pos in ("助詞-接続助詞", "助詞-終助詞"):

@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from jmoshi_augment.augment.text.backchannel import FormPicker, backchannel_anchors, opens_reactively, polite_share
+from jmoshi_augment.augment.text.holds import choose_holds, insert_mid_filler
 from jmoshi_augment.augment.text.normalize import Ledger, canonical, normalize_text, split_sentences
 from jmoshi_augment.augment.text.readings import (
     FIXED_WORD,
@@ -155,16 +156,22 @@ def make_script(dialogue: Dialogue, cfg: ScriptConfig, rng: np.random.Generator)
             turns.append(_Turn(turn.speaker, sentences, (k,)))
 
     speech: list[Segment] = []
+    plain: list[tuple[Word, ...]] = []  # each sentence's words before hold commas: backchannel anchors
     for ti, turn in enumerate(turns):
+        run = 0.0  # morae since the speaker's last hold
         for si, words in enumerate(turn.sentences):
             # A filler never precedes an interjection or a reactive opener (えっと、なるほど！).
             if cfg.fillers and rng.random() < cfg.filler_rate and not opens_reactively(words):
                 filler = make_word(_pick(rng, cfg.fillers))
                 words = (Word(filler.surface + "、", filler.reading, filler.morae, "フィラー"),) + words
-            speech.append(Segment(turn.speaker, words, "speech", ti, si))
+            if cfg.mid_fillers and rng.random() < cfg.mid_filler_rate:
+                words = insert_mid_filler(words, make_word(_pick(rng, cfg.mid_fillers)), rng)
+            plain.append(words)
+            words, holds, run = choose_holds(words, run, cfg, rng)
+            speech.append(Segment(turn.speaker, words, "speech", ti, si, holds=holds))
 
     speakers = tuple(dict.fromkeys(t.speaker for t in turns))
-    backchannels = _backchannels(turns, speech, speakers, cfg, rng)
+    backchannels = _backchannels(turns, speech, plain, speakers, cfg, rng)
     return SpokenScript(
         dialogue_id=dialogue.id,
         corpus=dialogue.corpus,
@@ -193,14 +200,15 @@ def listener_register(turns: list[_Turn], speaker: str, threshold: float) -> str
     return "polite" if polite_share(own) >= threshold else "casual"
 
 
-def _backchannels(turns: list[_Turn], speech: list[Segment], speakers: tuple[str, ...], cfg: ScriptConfig,
-                  rng: np.random.Generator) -> list[Segment]:
+def _backchannels(turns: list[_Turn], speech: list[Segment], plain: list[tuple[Word, ...]], speakers: tuple[str, ...],
+                  cfg: ScriptConfig, rng: np.random.Generator) -> list[Segment]:
     """Backchannel of each listener at the phrase ends of the partner's turns. Anchors are computed on
     the segments as spoken (fillers included), so word indices match the rendered word timings
-    the planner reads."""
-    by_turn: dict[int, list[Segment]] = {}
-    for seg in speech:
-        by_turn.setdefault(seg.turn, []).append(seg)
+    the planner reads, but before the hold commas (``plain``): a hold invites a backchannel only
+    where its phrase end would anyway (a clause end), not at every planning pause."""
+    by_turn: dict[int, list[tuple[Word, ...]]] = {}
+    for seg, words in zip(speech, plain):
+        by_turn.setdefault(seg.turn, []).append(words)
     pickers = {}
     for spk in speakers:
         register = listener_register(turns, spk, cfg.polite_share)
@@ -211,7 +219,7 @@ def _backchannels(turns: list[_Turn], speech: list[Segment], speakers: tuple[str
         listener = next((s for s in speakers if s != turns[ti].speaker), None)
         if listener is None:
             continue
-        for anchor in backchannel_anchors(tuple(s.words for s in segs), cfg.anchor_min_words):
+        for anchor in backchannel_anchors(tuple(segs), cfg.anchor_min_words):
             if rng.random() < cfg.backchannel_rate:
                 token = make_word(pickers[listener].pick())
                 out.append(Segment(listener, (token,), "backchannel", ti, anchor=anchor))
