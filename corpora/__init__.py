@@ -3,7 +3,7 @@
 from jmoshi_augment.corpora.dialogue import Dialogue, Turn
 from jmoshi_augment.corpora.registry import (
     CorpusInfo,
-    LoadReport,
+    SkipCounts,
     get_corpus,
     list_corpora,
     load_corpus,
@@ -13,7 +13,7 @@ from jmoshi_augment.corpora.registry import (
 __all__ = [
     "CorpusInfo",
     "Dialogue",
-    "LoadReport",
+    "SkipCounts",
     "Turn",
     "get_corpus",
     "list_corpora",

@@ -32,7 +32,7 @@ from jmoshi_augment.corpora._common import (
     type_name,
 )
 from jmoshi_augment.corpora.dialogue import Dialogue, Turn
-from jmoshi_augment.corpora.registry import LoadReport, register_corpus
+from jmoshi_augment.corpora.registry import SkipCounts, register_corpus
 from jmoshi_augment.errors import JmoshiError
 
 _TOPIC_FILE = re.compile(r"^topic(\d+)\.json$")
@@ -43,7 +43,7 @@ _TOPIC_FILE = re.compile(r"^topic(\d+)\.json$")
     "Japanese Daily Dialogue: 5,256 written chats on 5 topics, topic in meta",
     "the repository's data/ folder with topic1.json … topic5.json (or the repository root, or one topicN.json)",
 )
-def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
+def load(path: Path, skips: SkipCounts) -> Iterator[Dialogue]:
     for topic_file in topic_files(path):
         # One topic file (~1.4 MB) is parsed at a time; the next is opened only when needed.
         records = read_json(topic_file)
@@ -54,7 +54,7 @@ def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
                 path=topic_file,
             )
         for index, record in enumerate(records):
-            dialogue = _parse(record, index, topic_file, report)
+            dialogue = _parse(record, index, topic_file, skips)
             if dialogue is not None:
                 yield dialogue
 
@@ -72,7 +72,7 @@ def topic_files(path: Path) -> list[Path]:
     )
 
 
-def _parse(record: Any, index: int, path: Path, report: LoadReport) -> Dialogue | None:
+def _parse(record: Any, index: int, path: Path, skips: SkipCounts) -> Dialogue | None:
     at = f"[{index}]"
     topic_id = _int_field(record, "topic_id", path, at)
     dialogue_id = _int_field(record, "dialogue_id", path, at)
@@ -85,11 +85,11 @@ def _parse(record: Any, index: int, path: Path, report: LoadReport) -> Dialogue 
         speaker = require_speaker(utterance, "speaker", path=path, keypath=u_at)
         text = require_text(utterance, "utterance", path=path, keypath=u_at)
         if not text:
-            report.skip("empty text", f"{path.name}{u_at}")
+            skips.skip("empty text", f"{path.name}{u_at}")
             continue
         turns.append(Turn(speaker, text))
     if not turns:
-        report.skip("dialogue without any non-empty turn", f"{path.name}{at} (jdaily-{key})")
+        skips.skip("dialogue without any non-empty turn", f"{path.name}{at} (jdaily-{key})")
         return None
     meta = {"topic_id": topic_id, "topic": topic_name, "dialogue_id": dialogue_id}
     return Dialogue(f"jdaily-{key}", "jdaily", tuple(turns), meta)

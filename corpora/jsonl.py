@@ -17,7 +17,7 @@ from typing import Iterator
 
 from jmoshi_augment.corpora._common import require, require_list, require_speaker, require_text, type_name
 from jmoshi_augment.corpora.dialogue import Dialogue, Turn
-from jmoshi_augment.corpora.registry import LoadReport, register_corpus
+from jmoshi_augment.corpora.registry import SkipCounts, register_corpus
 from jmoshi_augment.errors import JmoshiError
 
 
@@ -30,7 +30,7 @@ _BOM = b"\xef\xbb\xbf"
     'a .jsonl file, one {"id", "corpus", "turns": [{"speaker", "text"}], "meta"} per line; '
     "builtin:sample = the bundled sample",
 )
-def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
+def load(path: Path, skips: SkipCounts) -> Iterator[Dialogue]:
     if path.is_dir():
         raise JmoshiError("is a folder; expected a .jsonl file with one dialogue per line", path=path)
     with open(path, "rb") as f:
@@ -42,7 +42,7 @@ def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
             text = _decode_line(raw, path, lineno)
             if not text.strip():
                 continue  # blank lines carry no dialogue
-            dialogue = parse_line(text, path=path, line=lineno, report=report)
+            dialogue = parse_line(text, path=path, line=lineno, skips=skips)
             if dialogue is None:
                 continue
             yield dialogue
@@ -60,8 +60,8 @@ def _decode_line(raw: bytes, path: Path, lineno: int) -> str:
         ) from None
 
 
-def parse_line(text: str, *, path: Path, line: int, report: LoadReport) -> Dialogue | None:
-    """One JSONL record → Dialogue, or None when it has no non-empty turn (counted in ``report``)."""
+def parse_line(text: str, *, path: Path, line: int, skips: SkipCounts) -> Dialogue | None:
+    """One JSONL record → Dialogue, or None when it has no non-empty turn (counted in ``skips``)."""
     try:
         record = json.loads(text)
     except json.JSONDecodeError as e:
@@ -88,10 +88,10 @@ def parse_line(text: str, *, path: Path, line: int, report: LoadReport) -> Dialo
         speaker = require_speaker(raw_turn, "speaker", path=path, keypath=keypath, line=line)
         utterance = require_text(raw_turn, "text", path=path, keypath=keypath, line=line)
         if not utterance:
-            report.skip("empty text", f"{where} {keypath}")
+            skips.skip("empty text", f"{where} {keypath}")
             continue
         turns.append(Turn(speaker, utterance))
     if not turns:
-        report.skip("dialogue without any non-empty turn", f"{where} ({dialogue_id})")
+        skips.skip("dialogue without any non-empty turn", f"{where} ({dialogue_id})")
         return None
     return Dialogue(id=dialogue_id, corpus=corpus, turns=tuple(turns), meta=meta)

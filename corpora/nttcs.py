@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from jmoshi_augment.corpora._common import clean_text
 from jmoshi_augment.corpora.dialogue import Dialogue, Turn
-from jmoshi_augment.corpora.registry import LoadReport, register_corpus
+from jmoshi_augment.corpora.registry import SkipCounts, register_corpus
 from jmoshi_augment.errors import JmoshiError
 
 logger = logging.getLogger(__name__)
@@ -89,12 +89,12 @@ _OTHER = {PERSONA_CHAT.corpus: EMPATHETIC, EMPATHETIC.corpus: PERSONA_CHAT}
     "Japanese PersonaChat (NTT): 5,000 persona chats, personas in meta",
     "the PersonaChat .xlsx (e.g. ペルソナ対話1-5000.xlsx) or the folder holding it",
 )
-def load_persona_chat(path: Path, report: LoadReport) -> Iterator[Dialogue]:
+def load_persona_chat(path: Path, skips: SkipCounts) -> Iterator[Dialogue]:
     xlsx = _resolve(path, PERSONA_CHAT)
     wb = _open(xlsx, PERSONA_CHAT)
     try:
         personas = _read_personas(wb[PERSONA_SHEET], xlsx)
-        for dialogue_id, turns in _dialogues(wb[DIALOGUE_SHEET], xlsx, PERSONA_CHAT, report):
+        for dialogue_id, turns in _dialogues(wb[DIALOGUE_SHEET], xlsx, PERSONA_CHAT, skips):
             meta: dict[str, Any] = {"persona_id": dialogue_id}
             if dialogue_id in personas:
                 meta["persona"] = personas[dialogue_id]
@@ -110,12 +110,12 @@ def load_persona_chat(path: Path, report: LoadReport) -> Iterator[Dialogue]:
     "Japanese EmpatheticDialogues (NTT): ~20,000 four-turn chats, emotion + situation in meta",
     "the EmpatheticDialogues .xlsx (japanese_empathetic_dialogues.xlsx) or the folder holding it",
 )
-def load_empathetic(path: Path, report: LoadReport) -> Iterator[Dialogue]:
+def load_empathetic(path: Path, skips: SkipCounts) -> Iterator[Dialogue]:
     xlsx = _resolve(path, EMPATHETIC)
     wb = _open(xlsx, EMPATHETIC)
     try:
         situations = _read_situations(wb[SITUATION_SHEET], xlsx)
-        for dialogue_id, turns in _dialogues(wb[DIALOGUE_SHEET], xlsx, EMPATHETIC, report):
+        for dialogue_id, turns in _dialogues(wb[DIALOGUE_SHEET], xlsx, EMPATHETIC, skips):
             meta: dict[str, Any] = {"situation_id": dialogue_id, **situations.get(dialogue_id, {})}
             yield Dialogue(f"jempathetic-{dialogue_id}", "jempathetic", turns, meta)
     finally:
@@ -201,7 +201,7 @@ def _is_header(values: tuple, layout: _Layout) -> bool:
     return bool(cells) and all(isinstance(c, str) and not _DIGIT.search(c) for c in cells)
 
 
-def _rows(ws, path: Path, layout: _Layout, report: LoadReport) -> Iterator[tuple[int, tuple, dict[int, str]]]:
+def _rows(ws, path: Path, layout: _Layout, skips: SkipCounts) -> Iterator[tuple[int, tuple, dict[int, str]]]:
     """(1-based row number as Excel shows it, cell values, header texts by position) for every data
     row. Rows with no value at all are skipped (openpyxl yields trailing formatted-but-empty rows),
     and so are header rows, wherever they repeat (as NTT's scripts skip every ``No`` row)."""
@@ -212,7 +212,7 @@ def _rows(ws, path: Path, layout: _Layout, report: LoadReport) -> Iterator[tuple
             continue
         if _is_header(values, layout):
             if seen_data:
-                report.skip("repeated header row", f"{path.name} sheet {ws.title} row {number}")
+                skips.skip("repeated header row", f"{path.name} sheet {ws.title} row {number}")
             else:
                 header = {i: str(v).strip() for i, v in enumerate(values) if v is not None and str(v).strip()}
             continue
@@ -266,7 +266,7 @@ def _utterance_text(value: Any, *, path: Path, row: int, key: str) -> str:
     raise JmoshiError(f"sheet {DIALOGUE_SHEET!r}: utterance must be text, got {value!r}", path=path, line=row, key=key)
 
 
-def _dialogues(ws, path: Path, kind: _Workbook, report: LoadReport) -> Iterator[tuple[str, tuple[Turn, ...]]]:
+def _dialogues(ws, path: Path, kind: _Workbook, skips: SkipCounts) -> Iterator[tuple[str, tuple[Turn, ...]]]:
     """Group consecutive 対話 rows by dialogue id, lazily."""
     layout = kind.dialogue
     (_, c_speaker), (_, c_text) = layout.fields
@@ -281,9 +281,9 @@ def _dialogues(ws, path: Path, kind: _Workbook, report: LoadReport) -> Iterator[
         if turns:
             yield current, tuple(turns)
         else:
-            report.skip("dialogue without any non-empty turn", f"{path.name} {kind.corpus}-{current}")
+            skips.skip("dialogue without any non-empty turn", f"{path.name} {kind.corpus}-{current}")
 
-    for row, values, header in _rows(ws, path, layout, report):
+    for row, values, header in _rows(ws, path, layout, skips):
         id_key = _key(header, layout.id, "dialogue id")
         dialogue_id = _id_text(values[layout.id], path=path, row=row, sheet=ws.title, key=id_key)
         if dialogue_id != current:
@@ -299,7 +299,7 @@ def _dialogues(ws, path: Path, kind: _Workbook, report: LoadReport) -> Iterator[
             current, turns = dialogue_id, []
         text = _utterance_text(values[c_text], path=path, row=row, key=_key(header, c_text, "utterance"))
         if not text:
-            report.skip("empty text", f"{path.name} row {row}")
+            skips.skip("empty text", f"{path.name} row {row}")
             continue
         speaker = values[c_speaker]
         if not isinstance(speaker, str) or not speaker.strip():
@@ -318,7 +318,7 @@ def _read_personas(ws, path: Path) -> dict[str, dict[str, list[str]]]:
     layout = PERSONA_CHAT.info
     (_, c_a), (_, c_b) = layout.fields
     personas: dict[str, dict[str, list[str]]] = {}
-    for row, values, header in _rows(ws, path, layout, LoadReport()):
+    for row, values, header in _rows(ws, path, layout, SkipCounts()):
         pid = _id_text(values[layout.id], path=path, row=row, sheet=ws.title, key=_key(header, layout.id, "persona id"))
         personas[pid] = {"A": _persona_sentences(values[c_a]), "B": _persona_sentences(values[c_b])}
     return personas
@@ -335,7 +335,7 @@ def _read_situations(ws, path: Path) -> dict[str, dict[str, str]]:
     layout = EMPATHETIC.info
     (_, c_emotion), (_, c_situation) = layout.fields
     situations: dict[str, dict[str, str]] = {}
-    for row, values, header in _rows(ws, path, layout, LoadReport()):
+    for row, values, header in _rows(ws, path, layout, SkipCounts()):
         sid = _id_text(values[layout.id], path=path, row=row, sheet=ws.title, key=_key(header, layout.id, "dialogue id"))
         emotion, situation = values[c_emotion], values[c_situation]
         entry = {}

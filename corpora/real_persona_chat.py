@@ -35,7 +35,7 @@ from typing import Any, Iterator
 
 from jmoshi_augment.corpora._common import read_json, require_list, require_speaker, require_text, type_name
 from jmoshi_augment.corpora.dialogue import Dialogue, Turn
-from jmoshi_augment.corpora.registry import LoadReport, register_corpus
+from jmoshi_augment.corpora.registry import SkipCounts, register_corpus
 from jmoshi_augment.errors import JmoshiError
 
 
@@ -47,7 +47,7 @@ _DUPLICATE = "duplicate dialogue (same utterances as an earlier file)"
     "RealPersonaChat: 13,583 chats between real people, their personas/personality in meta",
     "the real_persona_chat/ folder holding dialogues/ and interlocutors.json (or the repository root)",
 )
-def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
+def load(path: Path, skips: SkipCounts) -> Iterator[Dialogue]:
     root = corpus_root(path)
     interlocutors = _read_interlocutors(root / "interlocutors.json")
     first_with_content: dict[str, str] = {}
@@ -56,9 +56,9 @@ def load(path: Path, report: LoadReport) -> Iterator[Dialogue]:
         record = read_json(file)
         digest = _content_hash(record)
         if digest is not None and digest in first_with_content:
-            report.skip(_DUPLICATE, f"{file.name} = {first_with_content[digest]}")
+            skips.skip(_DUPLICATE, f"{file.name} = {first_with_content[digest]}")
             continue
-        dialogue = _parse(record, file, interlocutors, report)
+        dialogue = _parse(record, file, interlocutors, skips)
         if dialogue is None:
             continue
         if digest is not None:
@@ -87,7 +87,7 @@ def _read_interlocutors(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _parse(
-    record: Any, path: Path, interlocutors: dict[str, dict[str, Any]], report: LoadReport
+    record: Any, path: Path, interlocutors: dict[str, dict[str, Any]], skips: SkipCounts
 ) -> Dialogue | None:
     if not isinstance(record, dict):
         raise JmoshiError(f"expected one dialogue as a JSON object, got {type_name(record)}", path=path)
@@ -99,13 +99,13 @@ def _parse(
         speaker = require_speaker(utterance, "interlocutor_id", path=path, keypath=at)
         text = require_text(utterance, "text", path=path, keypath=at)
         if not text:
-            report.skip("empty text", f"{path.name} {at}")
+            skips.skip("empty text", f"{path.name} {at}")
             continue
         turns.append(Turn(speaker, text))
         timestamp = utterance.get("timestamp")
         timestamps.append(None if timestamp in (None, "NaT", "") else str(timestamp))
     if not turns:
-        report.skip("dialogue without any non-empty turn", path.name)
+        skips.skip("dialogue without any non-empty turn", path.name)
         return None
     listed = record.get("interlocutors")
     listed = [s for s in listed if isinstance(s, str)] if isinstance(listed, list) else []

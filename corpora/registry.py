@@ -1,8 +1,8 @@
 """Name → loader registry for text dialogue corpora.
 
-A loader is a function ``(path, report) -> Iterator[Dialogue]``: it reads the corpus files exactly
+A loader is a function ``(path, skips) -> Iterator[Dialogue]``: it reads the corpus files exactly
 as published, yields dialogues lazily, raises :class:`JmoshiError` (with file and row) for input it
-cannot read at all, and counts every row or dialogue it skips in ``report`` so nothing is dropped
+cannot read at all, and counts every row or dialogue it skips in ``skips`` so nothing is dropped
 silently.
 """
 
@@ -19,7 +19,7 @@ from jmoshi_augment.errors import JmoshiError
 
 
 @dataclass
-class LoadReport:
+class SkipCounts:
     """What a loader skipped, by reason (e.g. ``"empty text"``), with one example location each."""
 
     skipped: Counter = field(default_factory=Counter)
@@ -37,7 +37,7 @@ class LoadReport:
         return [f"skipped {n} × {reason} (e.g. {self.examples[reason]})" for reason, n in self.skipped.most_common()]
 
 
-Loader = Callable[[Path, LoadReport], Iterator[Dialogue]]
+Loader = Callable[[Path, SkipCounts], Iterator[Dialogue]]
 
 
 @dataclass(frozen=True)
@@ -81,25 +81,25 @@ def get_corpus(name: str) -> CorpusInfo:
 
 
 def load_corpus(
-    name: str, path: str | Path, *, limit: int | None = None, report: LoadReport | None = None
+    name: str, path: str | Path, *, limit: int | None = None, skips: SkipCounts | None = None
 ) -> Iterator[Dialogue]:
     """Lazily yield up to ``limit`` dialogues of corpus ``name`` read from ``path``."""
     info = get_corpus(name)
     path = resolve_corpus_path(path)
     if not path.exists():
         raise JmoshiError(f"does not exist (expected {info.expected_input})", path=path)
-    report = report if report is not None else LoadReport()
-    dialogues = unique_ids(info.loader(path, report), report)
+    skips = skips if skips is not None else SkipCounts()
+    dialogues = unique_ids(info.loader(path, skips), skips)
     return islice(dialogues, limit) if limit is not None else dialogues
 
 
-def unique_ids(dialogues: Iterator[Dialogue], report: LoadReport) -> Iterator[Dialogue]:
+def unique_ids(dialogues: Iterator[Dialogue], skips: SkipCounts) -> Iterator[Dialogue]:
     """Every corpus, not only those whose loaders think of it: a repeated id would make two units
     write the same output files, so the later dialogue is skipped and counted."""
     seen: set[str] = set()
     for n, dialogue in enumerate(dialogues, start=1):
         if dialogue.id in seen:
-            report.skip("duplicate dialogue id", f"dialogue {n} read ({dialogue.id})")
+            skips.skip("duplicate dialogue id", f"dialogue {n} read ({dialogue.id})")
             continue
         seen.add(dialogue.id)
         yield dialogue

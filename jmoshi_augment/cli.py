@@ -75,19 +75,19 @@ def corpora_export(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Stop after N dialogues."),
 ) -> None:
     """Read a corpus and write it as generic JSONL; prints dialogue, turn and character counts."""
-    from jmoshi_augment.corpora import LoadReport, load_corpus
+    from jmoshi_augment.corpora import SkipCounts, load_corpus
     from jmoshi_augment.corpora.dialogue import write_jsonl
     from jmoshi_augment.io import atomic_output
 
-    report = LoadReport()
+    skips = SkipCounts()
     n_dialogues = n_turns = n_chars = 0
     with atomic_output(output, "w") as f:
-        for d in write_jsonl(load_corpus(name, path, limit=limit, report=report), f):
+        for d in write_jsonl(load_corpus(name, path, limit=limit, skips=skips), f):
             n_dialogues += 1
             n_turns += len(d.turns)
             n_chars += d.num_chars
     typer.echo(f"{output}: {n_dialogues} dialogues, {n_turns} turns, {n_chars} characters")
-    for line in report.lines():
+    for line in skips.lines():
         typer.echo(line, err=True)
 
 
@@ -241,8 +241,8 @@ def stats_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from jmoshi_augment.augment.analysis.stats import analyze_paths, summarize, write_stats_report
-    from jmoshi_augment.augment.analysis.stats_report import summary_rows
+    from jmoshi_augment.augment.analysis.stats import analyze_paths, summarize, write_stats_files
+    from jmoshi_augment.augment.analysis.stats_files import summary_rows
 
     sets = {name: list(analyze_paths(paths))}
     for other in compare or []:
@@ -253,7 +253,7 @@ def stats_cmd(
         table.add_row(*row)
     Console(width=160).print(table)
     if out is not None:
-        md = write_stats_report(out, sets[name], {n: s for n, s in sets.items() if n != name}, name=name)
+        md = write_stats_files(out, sets[name], {n: s for n, s in sets.items() if n != name}, name=name)
         typer.echo(f"wrote {md}", err=True)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jmoshi_augment.corpora import Dialogue, LoadReport, Turn, list_corpora, load_corpus
+from jmoshi_augment.corpora import Dialogue, SkipCounts, Turn, list_corpora, load_corpus
 from jmoshi_augment.corpora._common import clean_text
 from jmoshi_augment.errors import JmoshiError
 from fixtures.make_nttcs_fixtures import write_workbook
@@ -23,9 +23,9 @@ PERSONA_XLSX = FIXTURES / "jpersonachat" / "japanese_persona_chat.xlsx"
 EMPATHETIC_XLSX = FIXTURES / "jempathetic" / "japanese_empathetic_dialogues.xlsx"
 
 
-def load(name: str, path: Path | str, **kwargs) -> tuple[list[Dialogue], LoadReport]:
-    report = LoadReport()
-    return list(load_corpus(name, path, report=report, **kwargs)), report
+def load(name: str, path: Path | str, **kwargs) -> tuple[list[Dialogue], SkipCounts]:
+    skips = SkipCounts()
+    return list(load_corpus(name, path, skips=skips, **kwargs)), skips
 
 
 def texts(d: Dialogue) -> list[tuple[str, str]]:
@@ -231,7 +231,7 @@ def test_the_registry_skips_repeated_ids_for_every_corpus(tmp_path, monkeypatch)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     @register_corpus("test-repeats", "a loader that repeats an id", "any path")
-    def _repeats(path, report):
+    def _repeats(path, skips):
         for k in ("x-1", "x-2", "x-1", "x-1"):
             yield Dialogue(k, "test", (Turn("A", "はい"), Turn("B", "うん")))
 

@@ -20,7 +20,7 @@ from jmoshi_augment.augment.analysis.stats import (
     analyze_paths,
     detect_activity,
     summarize,
-    write_stats_report,
+    write_stats_files,
 )
 from jmoshi_augment.augment.analysis.vad import VadOptions
 from jmoshi_augment.constants import SAMPLE_RATE
@@ -299,7 +299,7 @@ def test_to_dict_round_trips(planted):
 
 def test_report_writes_tables_json_and_overlaid_plots(tmp_path, planted):
     quiet = analyze(_stereo([[(0.5, 3.0)], []], 4.0), SR, name="quiet")
-    md = write_stats_report(tmp_path / "r", [planted], compare={"baseline": [quiet]}, title="T", name="synth")
+    md = write_stats_files(tmp_path / "r", [planted], compare={"baseline": [quiet]}, title="T", name="synth")
     assert md == tmp_path / "r" / "stats.md"
     text = md.read_text()
     assert "| metric | synth | baseline | human reference |" in text

@@ -91,7 +91,7 @@ def reaugment_run(run_dir: Path, recipe: Recipe, out_dir: Path | None = None, *,
     """Write ``recipe.acoustics.views`` views of every clean rendering of ``run_dir`` (see module doc)."""
     from tqdm import tqdm
 
-    from jmoshi_augment.augment.acoustics.report import acoustics_summary
+    from jmoshi_augment.augment.acoustics.outputs import acoustics_summary
     from jmoshi_augment.augment.acoustics.views import acoustic_views
     from jmoshi_augment.augment.formats.wav_format import manifest_entry, write_manifest
     from jmoshi_augment.augment.run.output_formats import write_rendering
@@ -128,7 +128,7 @@ def reaugment_run(run_dir: Path, recipe: Recipe, out_dir: Path | None = None, *,
     if "wav" in formats:
         write_manifest(out_dir, (manifest_entry(e.id, e.duration) for e in entries))
     if "jmoshi" in formats:
-        from jmoshi_augment.augment.acoustics.report import JMOSHI_VIEWS_DIR
+        from jmoshi_augment.augment.acoustics.outputs import JMOSHI_VIEWS_DIR
         from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
 
         finalize_parquet_names(out_dir / JMOSHI_VIEWS_DIR / "parquet")

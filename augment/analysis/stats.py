@@ -47,7 +47,7 @@ __all__ = [
     "analyze_paths",
     "detect_activity",
     "summarize",
-    "write_stats_report",
+    "write_stats_files",
 ]
 
 
@@ -115,7 +115,7 @@ def summarize(stats: Iterable[DialogueStats], options: StatsOptions = StatsOptio
     }
 
 
-def write_stats_report(
+def write_stats_files(
     out_dir: str | Path,
     stats: list[DialogueStats],
     compare: dict[str, list[DialogueStats]] | None = None,
@@ -126,7 +126,7 @@ def write_stats_report(
     """Write ``stats.md``, ``stats.csv``, ``dialogues.csv``, ``stats.json`` and PNG plots into
     ``out_dir`` (atomically, file by file); returns the path of ``stats.md``. ``run_dir``: the
     synth run folder ``stats`` (named by rendering id) come from, for what precedes each silence."""
-    from jmoshi_augment.augment.analysis.stats_report import write_report
+    from jmoshi_augment.augment.analysis.stats_files import write_report
 
     return write_report(Path(out_dir), {name: list(stats), **(compare or {})}, title,
                         None if run_dir is None else Path(run_dir))

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from jmoshi_augment.augment.acoustics.report import JMOSHI_VIEWS_DIR
+from jmoshi_augment.augment.acoustics.outputs import JMOSHI_VIEWS_DIR
 from jmoshi_augment.augment.formats.jmoshi_format import AUDIO_DIR, TEXT_DIR, TRAINER_CODEBOOKS, read_jmoshi_parquet
 from jmoshi_augment.augment.formats.shards import decode_item, read_tar_members
 from jmoshi_augment.augment.formats import verify_units
@@ -45,7 +45,7 @@ class Problem:
 
 
 @dataclass
-class VerifyReport:
+class VerifyResult:
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
     dialogues: int = 0
@@ -95,7 +95,7 @@ def _tar_end_problem(path: Path) -> str | None:
     return None
 
 
-def _check_tar(path: Path, limits: Limits, report: VerifyReport) -> None:
+def _check_tar(path: Path, limits: Limits, report: VerifyResult) -> None:
     seen: set[str] = set()
     keys = report.tar_members.setdefault(path, [])
     end = _tar_end_problem(path)
@@ -140,7 +140,7 @@ def _check_tar(path: Path, limits: Limits, report: VerifyReport) -> None:
 # -------------------------------------------------------------------------------------- parquet
 
 
-def _check_parquet(path: Path, limits: Limits, report: VerifyReport) -> None:
+def _check_parquet(path: Path, limits: Limits, report: VerifyResult) -> None:
     import pyarrow.parquet as pq
 
     try:
@@ -195,7 +195,7 @@ def _check_parquet(path: Path, limits: Limits, report: VerifyReport) -> None:
 # ------------------------------------------------------------------------------------ wav + json
 
 
-def _check_wav_json(wav: Path, words_json: Path, limits: Limits, report: VerifyReport, sp: Any = None) -> None:
+def _check_wav_json(wav: Path, words_json: Path, limits: Limits, report: VerifyResult, sp: Any = None) -> None:
     import soundfile as sf
 
     report.dialogues += 1
@@ -278,7 +278,7 @@ def _wav_json_pairs(root: Path) -> Iterable[tuple[Path, Path]]:
 # ---------------------------------------------------------------------------------------- entry
 
 
-def verify_files(path: str | Path, *, vocab_size: int | None = None, card: int = MIMI_CARDINALITY, sp: Any = None) -> VerifyReport:
+def verify_files(path: str | Path, *, vocab_size: int | None = None, card: int = MIMI_CARDINALITY, sp: Any = None) -> VerifyResult:
     """Check every output file under ``path`` (a file or a folder). ``sp`` (a SentencePiece model)
     sets ``vocab_size`` and also checks that wav+json word lists place all their tokens."""
     path = Path(path)
@@ -288,7 +288,7 @@ def verify_files(path: str | Path, *, vocab_size: int | None = None, card: int =
         vocab_size = sp.vocab_size()
     byte_ids = frozenset(i for i in range(sp.vocab_size()) if sp.is_byte(i)) if sp is not None else frozenset()
     limits = Limits(vocab_size, card, byte_ids)
-    report = VerifyReport()
+    report = VerifyResult()
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
     for f in files:
         if f.name.startswith(".") or ".tmp-" in f.name:
@@ -314,7 +314,7 @@ def verify_files(path: str | Path, *, vocab_size: int | None = None, card: int =
     return report
 
 
-def _check_units(path: Path, report: VerifyReport) -> None:
+def _check_units(path: Path, report: VerifyResult) -> None:
     """Inside a synth output folder: each shard against its unit record, and (when a whole folder
     is verified) every unit against its shards."""
     run_dir = verify_units.run_dir_of(path)

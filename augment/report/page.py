@@ -16,11 +16,11 @@ import numpy as np
 
 from jmoshi_augment.augment.analysis.silence_cues import CUES
 from jmoshi_augment.augment.analysis.stats import DialogueStats
-from jmoshi_augment.augment.analysis.stats_report import METRICS, format_value
+from jmoshi_augment.augment.analysis.stats_files import METRICS, format_value
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 PLAN, HUMAN = "plan (recipe)", "human reference"
-# The metrics whose bars are drawn; the table lists every metric of stats_report.METRICS.
+# The metrics whose bars are drawn; the table lists every metric of stats_files.METRICS.
 PLOTTED = [
     "ipus_per_min", "speaker_changes_per_min", "overlapped_share", "within_overlaps_per_min",
     "overlaps_per_min", "gap_median", "overlap_median", "fto_median",

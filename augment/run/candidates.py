@@ -204,7 +204,7 @@ def load_transcriber(path: str | Path, *, device: str = "cpu", language: str = "
 
 
 @dataclass(frozen=True)
-class CandidateReport:
+class CandidateTrace:
     """One candidate's trace: its seed, every scorer's score, its weighted total, and why it was not
     kept (a render failure, a score that cannot be judged, or a higher total than the winner's)."""
 
@@ -234,7 +234,7 @@ def _json_float(x: float) -> float | None:
 class Selection:
     best: RenderedDialogue | None  # None when every candidate failed
     index: int
-    reports: list[CandidateReport]
+    reports: list[CandidateTrace]
 
     def to_dict(self) -> dict[str, Any]:
         """The provenance a unit record keeps per rendering (and per rejected dialogue)."""
@@ -246,7 +246,7 @@ class Selection:
         return f"all {len(self.reports)} candidates failed: " + "; ".join(parts)
 
 
-def _why_lost(report: CandidateReport, best: CandidateReport) -> str:
+def _why_lost(report: CandidateTrace, best: CandidateTrace) -> str:
     if math.isinf(report.total) or math.isnan(report.total):
         unjudged = [k for k, v in report.scores.items() if math.isnan(v) or math.isinf(v)]
         return f"could not be judged by {', '.join(unjudged) or 'the scorers'}"
@@ -264,11 +264,11 @@ def select_best(candidates: Sequence[RenderedDialogue | BaseException], script: 
     for i, cand in enumerate(candidates):
         seed = seeds[i] if seeds is not None else None
         if isinstance(cand, BaseException):
-            reports.append(CandidateReport(i, seed, {}, math.inf, failed=str(cand) or type(cand).__name__))
+            reports.append(CandidateTrace(i, seed, {}, math.inf, failed=str(cand) or type(cand).__name__))
             continue
         scores = {s.name: float(s(cand, script)) for s, _ in scorers}
         total = sum(w * (math.inf if math.isnan(scores[s.name]) else scores[s.name]) for s, w in scorers if w)
-        reports.append(CandidateReport(i, cand.meta.get("tts", {}).get("seed", seed), scores, float(total)))
+        reports.append(CandidateTrace(i, cand.meta.get("tts", {}).get("seed", seed), scores, float(total)))
     ok = [r for r in reports if r.failed is None and math.isfinite(r.total)] or [r for r in reports if r.failed is None]
     if not ok:
         return Selection(None, -1, reports)

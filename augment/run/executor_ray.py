@@ -36,7 +36,7 @@ from jmoshi_augment.augment.run.units import Unit, pending_units
 from jmoshi_augment.augment.run.worker_pool import sigterm_as_interrupt
 from jmoshi_augment.augment.run.failures import RunLog, UnitFailed, UnitsFailed
 from jmoshi_augment.augment.run.output_formats import token_formats
-from jmoshi_augment.corpora import LoadReport
+from jmoshi_augment.corpora import SkipCounts
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.recipe import Recipe
 
@@ -199,7 +199,7 @@ def _run_locked(ray: Any, recipe: Recipe, address: str | None, progress: bool, m
 
     out_dir = Path(recipe.output.dir)
     started = _connect(ray, address)
-    load_report, filter_counts, resumed = LoadReport(), Counter(), Counter()
+    skip_counts, filter_counts, resumed = SkipCounts(), Counter(), Counter()
     log = RunLog(out_dir)
     t_start = time.perf_counter()
     in_flight: dict[Any, int] = {}
@@ -221,7 +221,7 @@ def _run_locked(ray: Any, recipe: Recipe, address: str | None, progress: bool, m
         logger.info("ray: %s CPU / %s GPU per unit, up to %d units in flight on %s", res.num_cpus,
                     res.num_gpus, window, {k: v for k, v in cluster.items() if k in ("CPU", "GPU")})
 
-        units = pending_units(recipe, load_report, filter_counts, resumed)
+        units = pending_units(recipe, skip_counts, filter_counts, resumed)
         limit = recipe.corpus.limit
         bar = tqdm(total=math.ceil(limit / recipe.output.shard_size) if limit else None, unit="unit",
                    desc="synth (ray)", disable=not progress)
@@ -265,7 +265,7 @@ def _run_locked(ray: Any, recipe: Recipe, address: str | None, progress: bool, m
         if started:
             ray.shutdown()
 
-    report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
+    report = build_report(out_dir, recipe, skip_counts, filter_counts, time.perf_counter() - t_start)
     if failures:
         raise UnitsFailed(out_dir, failures, log.path if log.used else None)
     return SynthSummary(out_dir, done, resumed["units"], report)

@@ -51,14 +51,14 @@ def _tar(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
 
 
 def _jmoshi_dialogue(out_dir: Path, r: RenderedDialogue) -> None:
-    from jmoshi_augment.augment.acoustics.report import jmoshi_root
+    from jmoshi_augment.augment.acoustics.outputs import jmoshi_root
     from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_dialogue
 
     write_jmoshi_dialogue(out_dir / jmoshi_root(r.meta), r)
 
 
 def _jmoshi_parquet(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> None:
-    from jmoshi_augment.augment.acoustics.report import jmoshi_root
+    from jmoshi_augment.augment.acoustics.outputs import jmoshi_root
     from jmoshi_augment.augment.formats.jmoshi_format import write_jmoshi_parquet
 
     # acoustic views train with --moshi_speakers A only: their own folder (docs/acoustics.md)
@@ -67,7 +67,7 @@ def _jmoshi_parquet(out_dir: Path, k: int, tokens: list[TokenizedDialogue]) -> N
 
 
 def _jmoshi_names(out_dir: Path, renderings: list[RenderingEntry]) -> None:
-    from jmoshi_augment.augment.acoustics.report import JMOSHI_VIEWS_DIR
+    from jmoshi_augment.augment.acoustics.outputs import JMOSHI_VIEWS_DIR
     from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
 
     for root in ("jmoshi", JMOSHI_VIEWS_DIR):

@@ -30,7 +30,7 @@ from jmoshi_augment.augment.run.units import Unit, finish_unit, pending_units, r
 from jmoshi_augment.augment.run.worker_pool import TaskRaised, WorkerDied, WorkerPool, sigterm_as_interrupt
 from jmoshi_augment.augment.run.token_stage import TokenStage, token_stage_for
 from jmoshi_augment.augment.speech.tts import DialogueBackend, TTSBackend
-from jmoshi_augment.corpora import Dialogue, LoadReport
+from jmoshi_augment.corpora import Dialogue, SkipCounts
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import Recipe
@@ -260,12 +260,12 @@ def _run_locked(recipe: Recipe, tokens: TokenStage | None, progress: bool) -> Sy
     from tqdm import tqdm
 
     out_dir = Path(recipe.output.dir)
-    load_report, filter_counts, resumed = LoadReport(), Counter(), Counter()
+    skip_counts, filter_counts, resumed = SkipCounts(), Counter(), Counter()
     run = _Run(recipe, tokens, RunLog(out_dir))
     t_start = time.perf_counter()
 
     def tasks() -> Iterator[tuple[tuple[int, int], Dialogue]]:
-        for unit in pending_units(recipe, load_report, filter_counts, resumed):
+        for unit in pending_units(recipe, skip_counts, filter_counts, resumed):
             unit, rewrite = rewrite_unit(recipe, unit)
             run.open_units[unit.index] = _OpenUnit(unit, rewrite, [None] * len(unit.dialogues), len(unit.dialogues))
             for pos, d in enumerate(unit.dialogues):
@@ -304,7 +304,7 @@ def _run_locked(recipe: Recipe, tokens: TokenStage | None, progress: bool) -> Sy
 
     if not run.claimed:  # nothing left to do (every unit resumed): the folder is this recipe's anyway
         claim_output(recipe, tokens)
-    report = build_report(out_dir, recipe, load_report, filter_counts, time.perf_counter() - t_start)
+    report = build_report(out_dir, recipe, skip_counts, filter_counts, time.perf_counter() - t_start)
     if run.failures:
         raise UnitsFailed(out_dir, run.failures, run.log.path if run.log.used else None)
     return SynthSummary(out_dir, run.done_units, resumed["units"], report)

@@ -64,12 +64,12 @@ def _corpus(recipe: Recipe) -> Iterable[JmoshiError]:
     """The loader exists, the path exists, and the loader reads every dialogue the run will read
     (up to ``corpus.limit``): a bad line 40,000 must not end a run after hours of synthesis.
     Reading text is cheap next to synthesising it."""
-    from jmoshi_augment.corpora import LoadReport, load_corpus
+    from jmoshi_augment.corpora import SkipCounts, load_corpus
 
     c = recipe.corpus
     limit = None if c.filters.ids else c.limit
     n = 0
-    for _ in load_corpus(c.name, c.path, report=LoadReport(), limit=limit):
+    for _ in load_corpus(c.name, c.path, skips=SkipCounts(), limit=limit):
         n += 1
     if n == 0:
         yield JmoshiError("the corpus holds no dialogue", path=c.path, key="corpus.path")

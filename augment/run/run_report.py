@@ -13,7 +13,7 @@ from typing import Any
 from jmoshi_augment.augment.run.layout import UnitRecord, read_unit_records
 from jmoshi_augment.augment.run.model_files import record_dialogue_voices
 from jmoshi_augment.augment.run.output_formats import finalize
-from jmoshi_augment.corpora import LoadReport
+from jmoshi_augment.corpora import SkipCounts
 from jmoshi_augment.io import atomic_write_text, json_safe
 from jmoshi_augment.recipe import Recipe
 
@@ -32,11 +32,11 @@ def _add_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_counts: Counter,
+def build_report(out_dir: Path, recipe: Recipe, skip_counts: SkipCounts, filter_counts: Counter,
                  wall_seconds: float) -> dict[str, Any]:
     """Manifest + report from the unit records, so a resumed run reports the whole output."""
-    from jmoshi_augment.augment.acoustics.report import acoustics_summary
-    from jmoshi_augment.augment.analysis.stats import DialogueStats, summarize, write_stats_report
+    from jmoshi_augment.augment.acoustics.outputs import acoustics_summary
+    from jmoshi_augment.augment.analysis.stats import DialogueStats, summarize, write_stats_files
 
     units = read_unit_records(out_dir).ordered()
     renderings = [e for u in units for e in u.renderings]
@@ -66,7 +66,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
         # source characters read (augment/text/normalize.py), and those not spoken by reason
         "source_characters": sum(u.source_characters for u in units),
         "characters_not_spoken": dict(not_spoken),
-        "skipped_corpus_rows": dict(load_report.skipped),
+        "skipped_corpus_rows": dict(skip_counts.skipped),
         "filtered": dict(filter_counts),
         "dropped_text_tokens": sum(e.dropped_tokens or 0 for e in renderings),
         "stage_seconds": {k: round(v, 2) for k, v in seconds.items()},
@@ -79,7 +79,7 @@ def build_report(out_dir: Path, recipe: Recipe, load_report: LoadReport, filter_
     }
     atomic_write_text(out_dir / "report.json", json.dumps(json_safe(report), ensure_ascii=False, indent=1, allow_nan=False))
     if stats:
-        write_stats_report(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}", run_dir=out_dir)
+        write_stats_files(out_dir / "stats", stats, title=f"turn-taking of {out_dir.name}", run_dir=out_dir)
     from jmoshi_augment.augment.report.build import write_html_report
 
     write_html_report(out_dir)

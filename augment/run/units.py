@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from jmoshi_augment.augment.run.layout import RenderingEntry, UnitRecord, UnitRecordError, read_unit_record, unit_path
 from jmoshi_augment.augment.run.output_formats import write_rendering
 from jmoshi_augment.augment.run.synthesize import DialogueResult
-from jmoshi_augment.corpora import Dialogue, LoadReport, load_corpus
+from jmoshi_augment.corpora import Dialogue, SkipCounts, load_corpus
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import Recipe
@@ -38,10 +38,10 @@ class Unit:
     dialogues: list[Dialogue]
 
 
-def pending_units(recipe: Recipe, load_report: LoadReport, filter_counts: Counter, resumed: Counter) -> Iterator[Unit]:
+def pending_units(recipe: Recipe, skip_counts: SkipCounts, filter_counts: Counter, resumed: Counter) -> Iterator[Unit]:
     """Units whose record is missing, lazily; finished ones are counted in ``resumed["units"]``."""
     out_dir = Path(recipe.output.dir)
-    dialogues = filtered_dialogues(recipe, load_report, filter_counts)
+    dialogues = filtered_dialogues(recipe, skip_counts, filter_counts)
     for k, chunk in enumerate(_chunks(dialogues, recipe.output.shard_size)):
         if _unit_done(out_dir, k, chunk):
             resumed["units"] += 1
@@ -69,17 +69,17 @@ def rewrite_unit(recipe: Recipe, unit: Unit) -> tuple[Unit, dict[str, Any] | Non
     """The optional LLM rewrite, paid only for units still to do (answers are cached on disk)."""
     if recipe.rewrite.backend == "none":
         return unit, None
-    from jmoshi_augment.augment.text.rewrite.llm import RewriteReport, default_cache_dir, iter_rewrite
+    from jmoshi_augment.augment.text.rewrite.llm import RewriteCounts, default_cache_dir, iter_rewrite
 
-    report = RewriteReport()
+    counts = RewriteCounts()
     cache = default_cache_dir(recipe.rewrite, recipe.output.dir)
-    return Unit(unit.index, list(iter_rewrite(unit.dialogues, recipe.rewrite, cache, report))), report.to_dict()
+    return Unit(unit.index, list(iter_rewrite(unit.dialogues, recipe.rewrite, cache, counts))), counts.to_dict()
 
 
-def filtered_dialogues(recipe: Recipe, report: LoadReport, counts: Counter) -> Iterator[Dialogue]:
+def filtered_dialogues(recipe: Recipe, skips: SkipCounts, counts: Counter) -> Iterator[Dialogue]:
     c = recipe.corpus
     wanted = set(c.filters.ids) if c.filters.ids else None
-    source = load_corpus(c.name, c.path, report=report)
+    source = load_corpus(c.name, c.path, skips=skips)
     n = 0
     for d in source:
         if wanted is not None and d.id not in wanted:

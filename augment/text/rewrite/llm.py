@@ -6,7 +6,7 @@ Any OpenAI-compatible chat-completions server works (vLLM, llama.cpp, Ollama, a 
 the ``openai`` client (extra ``jmoshi-augment[llm]``). Each dialogue gets up to ``1 + max_retries``
 answers; a rejected answer is sent back with the reason. If none passes, or the server keeps
 failing (429, 5xx, timeouts after ``http_retries``), the original dialogue is kept and the reason
-counted in :class:`RewriteReport`. Fatal setup errors (unreachable server, bad key, unknown model)
+counted in :class:`RewriteCounts`. Fatal setup errors (unreachable server, bad key, unknown model)
 raise :class:`JmoshiError` instead: rewriting nothing silently would waste a whole synth run.
 
 Every answer is stored in an on-disk cache (:mod:`.rewrite_cache`: one JSON file per dialogue,
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CACHE_VERSION",
     "AnswerCache",
-    "RewriteReport",
+    "RewriteCounts",
     "default_cache_dir",
     "iter_rewrite",
     "rewrite_dialogues",
@@ -52,7 +52,7 @@ __all__ = [
 
 
 @dataclass
-class RewriteReport:
+class RewriteCounts:
     """What the rewrite stage did in this run. ``failures`` counts the final reason of each dialogue
     kept as it was; ``rejections`` counts every rejected answer (cached ones re-validated too)."""
 
@@ -147,11 +147,11 @@ def _retry_after(response: Any) -> Optional[float]:
 class _Rewriter:
     """Per-run state shared by the dialogue tasks on one event loop."""
 
-    def __init__(self, cfg: RewriteConfig, cache_dir: Path, report: RewriteReport) -> None:
+    def __init__(self, cfg: RewriteConfig, cache_dir: Path, counts: RewriteCounts) -> None:
         assert cfg.model is not None
         self.cfg = cfg
         self.model: str = cfg.model
-        self.report = report
+        self.counts = counts
         self.openai = _import_openai()
         self.api_key = _api_key(cfg)
         self.system = load_system_prompt(cfg)
@@ -165,7 +165,7 @@ class _Rewriter:
         self.lock_users: Counter = Counter()
 
     async def open(self) -> None:
-        # Our own backoff (below) counts retries for the report, so the client's is off.
+        # Our own backoff (below) counts retries for the run report, so the client's is off.
         self.client = self.openai.AsyncOpenAI(
             base_url=self.cfg.base_url, api_key=self.api_key, max_retries=0, timeout=self.cfg.timeout
         )
@@ -227,16 +227,16 @@ class _Rewriter:
                     raise _CallFailed(f"http_{status}", str(e.message)[:200]) from None
                 detail, hint = f"HTTP {status} after {cfg.http_retries} retries", _retry_after(e.response)
             if attempt < cfg.http_retries:
-                self.report.http_retries[kind] += 1
+                self.counts.http_retries[kind] += 1
                 delay = self._delay(attempt, hint)
                 logger.debug("%s: %s, retrying in %.2f s", d.id, kind, delay)
                 await asyncio.sleep(delay)
         raise _CallFailed(kind, detail)
 
     async def rewrite(self, d: Dialogue) -> Dialogue:
-        report = self.report
+        counts = self.counts
         if not d.turns:
-            report.passthrough += 1
+            counts.passthrough += 1
             return d
         key = AnswerCache.key(d, self.prompt_sha, self.model)
         lock = self.locks.setdefault(key, asyncio.Lock())
@@ -250,7 +250,7 @@ class _Rewriter:
                 del self.locks[key], self.lock_users[key]
 
     async def _rewrite(self, d: Dialogue, key: str) -> Dialogue:
-        report = self.report
+        counts = self.counts
         answers = self.cache.load(key)
         called = False
         rejected: Optional[tuple[str, Verdict]] = None
@@ -258,7 +258,7 @@ class _Rewriter:
         for k in range(self.cfg.max_retries + 1):
             if k < len(answers):
                 answer = answers[k]
-                report.cached_answers += 1
+                counts.cached_answers += 1
             else:
                 try:
                     answer = await self._complete(d, build_messages(self.system, d, rejected))
@@ -268,19 +268,19 @@ class _Rewriter:
                 answers.append(answer)
                 # off the event loop: the atomic write fsyncs (~10 ms), other requests go on
                 await asyncio.to_thread(self.cache.store, key, d, self.model, self.prompt_sha, list(answers))
-                report.llm_calls += 1
-                report.prompt_tokens += answer.prompt_tokens
-                report.completion_tokens += answer.completion_tokens
+                counts.llm_calls += 1
+                counts.prompt_tokens += answer.prompt_tokens
+                counts.completion_tokens += answer.completion_tokens
             verdict = validate_rewrite(d, answer.content, self.cfg, answer.finish_reason)
             if verdict.ok:
                 if not called:
-                    report.cache_hits += 1
+                    counts.cache_hits += 1
                 return self._accept(d, verdict, k + 1)
-            report.rejections[verdict.reason] += 1
+            counts.rejections[verdict.reason] += 1
             logger.debug("%s: answer %d rejected: %s: %s", d.id, k + 1, verdict.reason, verdict.detail)
             rejected = (answer.content or "", verdict)
         if not called:
-            report.cache_hits += 1
+            counts.cache_hits += 1
         assert verdict is not None and verdict.reason is not None
         return self._keep(d, verdict.reason, verdict.detail)
 
@@ -288,15 +288,15 @@ class _Rewriter:
         return {"model": self.model, "prompt_sha256": self.prompt_sha, **extra}
 
     def _accept(self, d: Dialogue, verdict: Verdict, attempts: int) -> Dialogue:
-        self.report.rewritten += 1
+        self.counts.rewritten += 1
         assert verdict.turns is not None
         stamp = self._stamp(status="rewritten", attempts=attempts, original_turns=[t.to_dict() for t in d.turns])
         return d.with_turns(verdict.turns).with_meta(rewrite=stamp)
 
     def _keep(self, d: Dialogue, reason: str, detail: str) -> Dialogue:
-        self.report.kept += 1
-        self.report.failures[reason] += 1
-        self.report.note(reason, d.id, detail)
+        self.counts.kept += 1
+        self.counts.failures[reason] += 1
+        self.counts.note(reason, d.id, detail)
         logger.info("%s: kept the original (%s: %s)", d.id, reason, detail)
         return d.with_meta(rewrite=self._stamp(status="kept", reason=reason, detail=detail))
 
@@ -306,7 +306,7 @@ _PROGRESS_EVERY_S = 30.0
 
 
 def iter_rewrite(
-    dialogues: Iterable[Dialogue], cfg: RewriteConfig, cache_dir: Path, report: Optional[RewriteReport] = None
+    dialogues: Iterable[Dialogue], cfg: RewriteConfig, cache_dir: Path, counts: Optional[RewriteCounts] = None
 ) -> Iterator[Dialogue]:
     """Lazily rewrite ``dialogues``, yielding them in input order.
 
@@ -315,13 +315,13 @@ def iter_rewrite(
     Call it from synchronous code (not from inside a running event loop). Closing the iterator early
     cancels the requests in flight; their answers already received stay cached.
     """
-    report = report if report is not None else RewriteReport()
+    counts = counts if counts is not None else RewriteCounts()
     if cfg.backend == "none":
         for d in dialogues:
-            report.passthrough += 1
+            counts.passthrough += 1
             yield d
         return
-    rewriter = _Rewriter(cfg, Path(cache_dir), report)
+    rewriter = _Rewriter(cfg, Path(cache_dir), counts)
     loop = asyncio.new_event_loop()
     pending: deque[asyncio.Task[Dialogue]] = deque()
     window = max(4 * cfg.concurrency, 16)
@@ -342,8 +342,8 @@ def iter_rewrite(
             yield loop.run_until_complete(pending.popleft())
             if time.monotonic() - last_log > _PROGRESS_EVERY_S:
                 last_log = time.monotonic()
-                rate = report.total / (last_log - started)
-                logger.info("rewrite: %d done (%d rewritten, %d kept), %.2f dialogues/s", report.total, report.rewritten, report.kept, rate)
+                rate = counts.total / (last_log - started)
+                logger.info("rewrite: %d done (%d rewritten, %d kept), %.2f dialogues/s", counts.total, counts.rewritten, counts.kept, rate)
     finally:
         for task in pending:
             task.cancel()
@@ -355,11 +355,11 @@ def iter_rewrite(
 
 def rewrite_dialogues(
     dialogues: Iterable[Dialogue], cfg: RewriteConfig, cache_dir: Path
-) -> tuple[list[Dialogue], RewriteReport]:
+) -> tuple[list[Dialogue], RewriteCounts]:
     """Rewrite every dialogue (see :func:`iter_rewrite`); returns them in input order with the run
     report. A rewritten dialogue carries ``meta["rewrite"]`` = {status: "rewritten", model,
     prompt_sha256, attempts, original_turns}; a kept one {status: "kept", reason, detail, ...}."""
-    report = RewriteReport()
-    out = list(iter_rewrite(dialogues, cfg, cache_dir, report))
-    return out, report
+    counts = RewriteCounts()
+    out = list(iter_rewrite(dialogues, cfg, cache_dir, counts))
+    return out, counts
 
