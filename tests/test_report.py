@@ -362,6 +362,75 @@ def test_page_in_headless_chromium(run_copy: Path):
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
 
 
+@pytest.fixture(scope="module")
+def view_run(tmp_path_factory) -> Path:
+    """One sample dialogue (OpenJTalk) and one acoustic view of it with every effect drawn."""
+    from jmoshi_augment.augment.run.pipeline import run_synth
+    from jmoshi_augment.recipe import load_recipe
+
+    out = tmp_path_factory.mktemp("run") / "views"
+    room = {"prob": 1.0, "rt60": [0.15, 0.25], "length": [3.0, 4.0], "width": [3.0, 4.0], "height": [2.4, 2.6], "bank_size": 1}
+    recipe = load_recipe(REPO / "recipes" / "sample.yaml",
+                         {"corpus.limit": 1, "corpus.filters.max_turns": 4, "workers": 1, "tts.backend": "openjtalk",
+                          "output.dir": str(out), "output.formats": ["wav"], "acoustics.views": 1, "acoustics.room": room,
+                          "acoustics.echo.prob": 1.0, "acoustics.noise.prob": 1.0, "acoustics.mic.codec_prob": 1.0})
+    run_synth(recipe, progress=False)
+    return out
+
+
+VIEW = """({detail: !document.getElementById('d-view').hidden, sources: !document.getElementById('sources').hidden,
+  view: document.getElementById('audio').src, clean: document.getElementById('audio-clean').src,
+  clean_seconds: document.getElementById('audio-clean').duration,
+  link: document.getElementById('d-view-of').textContent,
+  params: Object.fromEntries([...document.querySelectorAll('#d-acoustics tr')].map(tr => [tr.cells[0].textContent, tr.cells[1].textContent])),
+  tags: [...document.querySelectorAll('#list tbody tr')].map(tr => [tr.dataset.id, (tr.querySelector('.tag') || {}).textContent || null])})"""
+
+
+def test_acoustic_view_plays_beside_its_clean_rendering(view_run: Path):
+    exe = chromium_path()
+    write_html_report(view_run)
+    entries = {r.row["id"]: r for r in read_run(view_run).renderings}
+    [vid] = [k for k in entries if k.endswith("-ac0")]
+    record = json.loads(next((view_run / "units").glob("unit-*.json")).read_text(encoding="utf-8"))
+    drawn = next(e for e in record["renderings"] if e["id"] == vid)["acoustics"]
+    clean_id = drawn["view_of"]
+
+    async def drive():
+        async with Browser(exe) as b:
+            await b.open((view_run / "report.html").as_uri())
+            await b.js(f"document.querySelector('#list tbody tr[data-id=\"{vid}\"]').click()")
+            await b.until("document.getElementById('player-duration').dataset.seconds && document.getElementById('audio-clean').duration > 0")
+            got = await b.js(VIEW)
+            await b.js("document.getElementById('audio').currentTime = 1.5")
+            await b.js("JMR.setSource('clean')")
+            switched = await b.js("({clean: JMR.playing() === JMR.players.clean, t: JMR.playing().currentTime,"
+                                  " checked: document.querySelector('input[name=source]:checked').value})")
+            await b.screenshot(ARTIFACTS / "report-view.png")
+            await b.js("document.getElementById('d-view-of').click()")  # the link opens the clean rendering
+            await b.until(f"JMR.state.current && JMR.state.current.id === {json.dumps(clean_id)}")
+            clean_page = await b.js("({view: !document.getElementById('d-view').hidden, sources: !document.getElementById('sources').hidden})")
+            return got, switched, clean_page
+
+    got, switched, clean_page = asyncio.run(drive())
+    # both players point at wavs on disk: the view's own and its clean rendering's
+    assert got["detail"] and got["sources"] and got["link"] == clean_id
+    assert got["view"] == (view_run / "audio" / f"{vid}.wav").as_uri()
+    assert got["clean"] == (view_run / "audio" / f"{clean_id}.wav").as_uri() and (view_run / "audio" / f"{clean_id}.wav").is_file()
+    assert got["clean_seconds"] == pytest.approx(entries[clean_id].row["duration"], abs=0.05)
+    assert switched == {"clean": True, "t": pytest.approx(1.5, abs=0.05), "checked": "clean"}
+    # the drawn parameters, as the unit record holds them
+    p = got["params"]
+    assert set(p) == {"room", "noise", "echo", "mic", "voice"}
+    assert f"{drawn['room']['rt60_s']:.2f} s RT60" in p["room"]
+    assert drawn["noise"]["kind"] in p["noise"] and f"{drawn['noise']['snr_db']:.1f} dB SNR" in p["noise"]
+    assert f"{drawn['echo']['delay_ms']:.0f} ms, {drawn['echo']['gain_db']:+.1f} dB" in p["echo"]
+    assert f"Opus at {drawn['mic']['codec_rate'] / 1000:g} kHz" in p["mic"]
+    assert drawn["voice"]["target_sex"] in p["voice"]
+    assert dict(got["tags"]) == {clean_id: None, vid: f"view of {clean_id}"}
+    assert clean_page == {"view": False, "sources": False}
+    assert len(read_run(view_run).stats) == 1  # turn-taking counts the dialogue once, not once per view
+
+
 def _main_only_time(run: Path, rid: str) -> float:
     """Middle of the longest stretch where only the main channel speaks, without a break: voice
     activity before IPU bridging, since an IPU may hold silences up to 200 ms (a joined comma) and

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jmoshi_augment.augment.analysis.stats import DialogueStats, analyze_file, analyze_paths
+from jmoshi_augment.augment.report.views import view_fields
 from jmoshi_augment.augment.run.layout import UNITS_DIR, RenderingEntry, read_unit_records
 from jmoshi_augment.augment.speech.timing_state import PlanEvent
 from jmoshi_augment.errors import JmoshiError
@@ -47,7 +48,10 @@ class RunData:
 
     @property
     def stats(self) -> list[DialogueStats]:
-        return [r.stats for r in self.renderings if r.stats is not None]
+        """One per clean rendering: a view's stats are its clean rendering's (measured on the clean
+        stems), so counting both would count a dialogue twice; a folder of views only keeps them."""
+        clean = [r.stats for r in self.renderings if r.stats is not None and not r.row.get("view_of")]
+        return clean or [r.stats for r in self.renderings if r.stats is not None]
 
 
 def _read_json(path: Path, problems: list[str], consequence: str, label: str | None = None) -> Any:
@@ -147,6 +151,8 @@ def read_rendering(out_dir: Path, entry: RenderingEntry) -> Rendering:
     if entry.dropped_tokens:
         warnings.append(f"{entry.dropped_tokens} text tokens dropped")
 
+    # an acoustic view: the clean rendering it was made from (played beside it) and what it drew
+    view_row, view_detail = view_fields(out_dir, entry.acoustics, warnings) if entry.acoustics else ({"view_of": None}, {})
     speaker_map, voices = entry.speaker_map, entry.voices
     row = {
         "id": rid,
@@ -164,6 +170,7 @@ def read_rendering(out_dir: Path, entry: RenderingEntry) -> Rendering:
         "voices": voices,
         "audio": f"audio/{rid}.wav" if audio_s is not None else None,
         "warnings": warnings,
+        **view_row,
     }
     detail = {
         "id": rid,
@@ -175,6 +182,7 @@ def read_rendering(out_dir: Path, entry: RenderingEntry) -> Rendering:
         "events": _events(stats_dict) if stats_dict is not None else None,
         # best of N: the winner and every candidate's seed, scores and why it lost or failed
         "candidates": entry.candidates,
+        **view_detail,
     }
     return Rendering(row, detail, stats)
 

@@ -1,4 +1,5 @@
-// The interactive half of report.html: lazily paged dialogue list, two-lane timeline, player.
+// The interactive half of report.html: lazily paged dialogue list, two-lane timeline, player
+// (for an acoustic view, also its clean rendering, switched at the same moment).
 // Data files are plain <script>s calling JMR_page / JMR_detail: a page opened from disk may load
 // sibling scripts but not fetch() JSON.
 "use strict";
@@ -113,7 +114,9 @@
       const tr = body.insertRow();
       tr.dataset.id = r.id;
       if (state.current && state.current.id === r.id) tr.classList.add("selected");
-      cell(tr, r.id); cell(tr, r.corpus); cell(tr, `${r.duration.toFixed(1)} s`); cell(tr, r.turns ?? "–");
+      const idCell = cell(tr, r.id);
+      if (r.view_of) idCell.append(Object.assign(document.createElement("span"), { className: "tag", textContent: `view of ${r.view_of}` }));
+      cell(tr, r.corpus); cell(tr, `${r.duration.toFixed(1)} s`); cell(tr, r.turns ?? "–");
       cell(tr, count(r.overlaps, r.planned_overlaps)); cell(tr, count(r.backchannels, r.planned_backchannels));
       cell(tr, `${r.main ?? "?"} (${r.voices.main ?? "?"}) / ${r.other ?? "?"} (${r.voices.other ?? "?"})`);
       const w = cell(tr, r.warnings.length ? r.warnings.join("; ") : "", r.warnings.length ? "warn" : "");
@@ -144,7 +147,8 @@
     $("d-warnings").replaceChildren(...warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w })));
     $("label-0").textContent = `main (ch 0): ${row.main ?? "?"} · ${row.voices.main ?? "?"}`;
     $("label-1").textContent = `other (ch 1): ${row.other ?? "?"} · ${row.voices.other ?? "?"}`;
-    setAudio(row);
+    setAudio(row, state.detail);
+    drawView(row, state.detail);
     drawTimeline();
     drawTexts(row, state.detail);
     drawCandidates(state.detail.candidates);
@@ -166,6 +170,19 @@
       return tr;
     });
     $("d-candidates-table").tBodies[0].replaceChildren(...rows);
+  }
+
+  // An acoustic view: what it drew, and a link to the clean rendering it was made from.
+  function drawView(row, d) {
+    $("d-view").hidden = !row.view_of;
+    if (!row.view_of) return;
+    $("d-view-index").textContent = d.view != null ? `#${d.view}` : "";
+    Object.assign($("d-view-of"), { textContent: row.view_of, href: `#d=${encodeURIComponent(row.view_of)}` });
+    $("d-acoustics").tBodies[0].replaceChildren(...(d.acoustics || []).map(([name, text]) => {
+      const tr = document.createElement("tr");
+      cell(tr, name); cell(tr, text);
+      return tr;
+    }));
   }
 
   function drawTexts(row, d) {
@@ -233,18 +250,44 @@
   }
 
   // ---------------------------------------------------------------------------------- player
-  const audio = $("audio");
-  function setAudio(row) {
-    audio.pause();
+  // players.view plays the row's own file; players.clean, for an acoustic view, its clean
+  // rendering. `audio` is the one the transport, cursor and channel routes act on.
+  const players = { view: $("audio"), clean: $("audio-clean") };
+  let audio = players.view;
+  const mediaPath = (p) => p.split("/").map(encodeURIComponent).join("/");  // ids may hold # or ?
+  function setAudio(row, d) {
+    for (const a of Object.values(players)) a.pause();
+    audio = players.view;
     $("player-duration").textContent = "–";
     $("player-duration").removeAttribute("data-seconds");
     if (row.audio) {
-      audio.src = row.audio.split("/").map(encodeURIComponent).join("/");  // ids may hold # or ?
+      audio.src = mediaPath(row.audio);
       audio.load();
     } else {
       audio.removeAttribute("src");
       $("player-duration").textContent = "no audio file";
     }
+    const clean = row.view_of && d.clean_audio;
+    if (clean) {
+      players.clean.src = mediaPath(clean);
+      players.clean.load();
+    } else {
+      players.clean.removeAttribute("src");
+    }
+    $("sources").hidden = !clean;
+    for (const r of document.querySelectorAll("input[name=source]")) r.checked = r.value === "view";
+  }
+  // Switch between the view and its clean rendering at the same moment, playing on if playing.
+  async function setSource(name) {
+    const next = players[name], t = audio.currentTime, playing = !audio.paused;
+    if (next !== audio && next.getAttribute("src")) {
+      audio.pause();
+      audio = next;
+      audio.currentTime = t;
+      moveCursor();
+    }
+    for (const r of document.querySelectorAll("input[name=source]")) r.checked = players[r.value] === audio;
+    if (playing && audio.paused) await audio.play();
   }
   function moveCursor() {
     const c = $("cursor");
@@ -259,15 +302,16 @@
     moveCursor();
     state.raf = audio.paused ? 0 : requestAnimationFrame(tick);
   }
-  audio.addEventListener("loadedmetadata", () => {
+  const on = (type, fn) => { for (const a of Object.values(players)) a.addEventListener(type, (e) => { if (e.target === audio) fn(); }); };
+  on("loadedmetadata", () => {
     $("player-duration").textContent = `${audio.duration.toFixed(2)} s`;
     $("player-duration").dataset.seconds = audio.duration;
   });
-  audio.addEventListener("error", () => { if (audio.getAttribute("src")) $("player-duration").textContent = "audio could not be loaded"; });
-  audio.addEventListener("play", () => { $("play").textContent = "❚❚ pause"; if (!state.raf) state.raf = requestAnimationFrame(tick); });
-  audio.addEventListener("pause", () => { $("play").textContent = "▶ play"; moveCursor(); });
-  audio.addEventListener("seeked", moveCursor);
-  audio.addEventListener("timeupdate", moveCursor);
+  on("error", () => { if (audio.getAttribute("src")) $("player-duration").textContent = "audio could not be loaded"; });
+  on("play", () => { $("play").textContent = "❚❚ pause"; if (!state.raf) state.raf = requestAnimationFrame(tick); });
+  on("pause", () => { $("play").textContent = "▶ play"; moveCursor(); });
+  on("seeked", moveCursor);
+  on("timeupdate", moveCursor);
 
   // One channel needs Web Audio, which browsers feed silence from a page opened from disk
   // (file:// media counts as cross-origin); served over http it works.
@@ -275,9 +319,8 @@
   function graph() {
     if (state.graph || !soloPossible) return state.graph;
     const ctx = new AudioContext();
-    const src = ctx.createMediaElementSource(audio);
     const split = ctx.createChannelSplitter(2), merge = ctx.createChannelMerger(2);
-    src.connect(split);
+    for (const a of Object.values(players)) ctx.createMediaElementSource(a).connect(split);  // one is playing at a time
     const gains = {};
     for (const [from, to] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
       const g = ctx.createGain();
@@ -310,11 +353,13 @@
   // ----------------------------------------------------------------------------------- wiring
   $("play").addEventListener("click", toggle);
   document.addEventListener("keydown", (e) => {
-    if (e.code === "Space" && state.current && !["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(e.target.tagName)) {
-      e.preventDefault(); toggle();
-    }
+    if (!state.current || ["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(e.target.tagName)) return;
+    if (e.code === "Space") { e.preventDefault(); toggle(); }
+    if (e.code === "KeyC" && !$("sources").hidden) setSource(audio === players.view ? "clean" : "view");
   });
   for (const r of document.querySelectorAll("input[name=mode]")) r.addEventListener("change", () => setMode(r.value));
+  for (const r of document.querySelectorAll("input[name=source]")) r.addEventListener("change", () => setSource(r.value));
+  window.addEventListener("hashchange", selectFromHash);  // the link from a view to its clean rendering
   $("zoom").addEventListener("change", () => { state.pps = Number($("zoom").value); if (state.current) drawTimeline(); });
   $("timeline").addEventListener("click", (e) => {
     const rect = $("timeline").getBoundingClientRect();
@@ -351,5 +396,5 @@
   }
   // readyAt: ms from navigation to the first list (and the #d= dialogue) drawn, for benchmarks.
   const ready = refresh().then(selectFromHash).then(() => { state.readyAt = performance.now(); });
-  window.JMR = { state, refresh, select, setMode, toggle, ready };
+  window.JMR = { state, refresh, select, setMode, setSource, toggle, ready, players, playing: () => audio };
 })();
