@@ -41,7 +41,6 @@ from jmoshi_augment.augment.speech.tts.ms_model import (  # noqa: F401  (re-expo
     load_multistream_model,
 )
 from jmoshi_augment.augment.speech.tts.ms_script import (  # noqa: F401  (re-exported: moshi_ms's public names)
-    MORAE_PER_SECOND,
     ScriptTokens,
     build_script_tokens,
     speaker_runs,
