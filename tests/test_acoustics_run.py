@@ -111,8 +111,11 @@ def test_jmoshi_rows_train_one_direction_with_a_clean_model_side(tmp_path, sp, m
 
 
 def _finish(out: Path, results: list[DialogueResult]) -> dict:
-    finish_unit(out, 0, [Dialogue(r.dialogue_id, "c", (Turn("A", "x"), Turn("B", "y"))) for res in results for r in res.renderings],
-                results, {"wav", "jmoshi"}, None, None, CFG, 0)
+    recipe = Recipe.model_validate({"corpus": {"name": "jsonl", "path": "builtin:sample"}, "seed": 0,
+                                    "models": {"random_weights": True},
+                                    "output": {"dir": str(out), "formats": ["wav", "jmoshi"]}}).model_copy(update={"acoustics": CFG})
+    finish_unit(recipe, 0, [Dialogue(r.dialogue_id, "c", (Turn("A", "x"), Turn("B", "y"))) for res in results for r in res.renderings],
+                results, None, None)
     return json.loads((out / "units" / "unit-00000.json").read_text())
 
 

@@ -118,8 +118,7 @@ def process_unit(recipe: Recipe, unit: Unit, backend: "TTSBackend | DialogueBack
         results.append(safe_synthesize(d, recipe, backend))
         if results[-1].failed is not None:
             raise UnitFailed(unit.index, results[-1].failed)
-    finish_unit(Path(recipe.output.dir), unit.index, unit.dialogues, results, set(recipe.output.formats), tokens, rewrite,
-                recipe.acoustics, recipe.seed)
+    finish_unit(recipe, unit.index, unit.dialogues, results, tokens, rewrite)
 
 
 def prepare_output(recipe: Recipe, *, device: str | None = None, claim: bool = True) -> TokenStage | None:
@@ -232,8 +231,7 @@ class _Run:
             self.claimed = True
         results = [r for r in u.results if r is not None]
         try:
-            finish_unit(Path(recipe.output.dir), u.unit.index, u.unit.dialogues, results, set(recipe.output.formats),
-                        self.tokens, u.rewrite, recipe.acoustics, recipe.seed)
+            finish_unit(recipe, u.unit.index, u.unit.dialogues, results, self.tokens, u.rewrite)
         except JmoshiError:
             raise
         except Exception as e:  # a write or the token stage failed: the unit's record is not written

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -24,7 +23,6 @@ from jmoshi_augment.corpora import Dialogue, SkipCounts, load_corpus
 from jmoshi_augment.errors import JmoshiError
 from jmoshi_augment.io import atomic_write_text
 from jmoshi_augment.recipe import Recipe
-from jmoshi_augment.recipe_acoustics import AcousticsConfig
 
 if TYPE_CHECKING:
     from jmoshi_augment.augment.run.token_stage import TokenStage
@@ -135,19 +133,21 @@ def _with_defaults(backend: Any, options: dict[str, Any]) -> dict[str, Any]:
         return options
 
 
-def finish_unit(out_dir: Path, k: int, chunk: list[Dialogue], results: list[DialogueResult],
-                 formats: set[str], tokens: TokenStage | None, rewrite: dict[str, Any] | None,
-                 acoustics: AcousticsConfig | None = None, seed: int = 0) -> None:
+def finish_unit(recipe: Recipe, k: int, chunk: list[Dialogue], results: list[DialogueResult],
+                tokens: TokenStage | None, rewrite: dict[str, Any] | None) -> None:
+    """Write unit ``k``: its renderings (and their acoustic views) in the recipe's formats, its
+    shards, then its record, last, so a record means the unit is complete."""
     from jmoshi_augment.augment.analysis.stats import analyze
     from jmoshi_augment.augment.types import SAMPLE_RATE
 
+    out_dir, formats = Path(recipe.output.dir), set(recipe.output.formats)
     t0 = time.perf_counter()
     renderings = [r for res in results for r in res.renderings]
     seconds = Counter()
-    if acoustics is not None and acoustics.views:
+    if recipe.acoustics.views:
         from jmoshi_augment.augment.acoustics.views import acoustic_views
 
-        renderings += acoustic_views(renderings, acoustics, seed)
+        renderings += acoustic_views(renderings, recipe.acoustics, recipe.seed)
         seconds["acoustics"] = time.perf_counter() - t0
     entries, clean_stats = [], {}
     for r in renderings:
