@@ -93,8 +93,7 @@ def reaugment_run(run_dir: Path, recipe: Recipe, out_dir: Path | None = None, *,
 
     from jmoshi_augment.augment.acoustics.outputs import acoustics_summary
     from jmoshi_augment.augment.acoustics.views import acoustic_views
-    from jmoshi_augment.augment.formats.wav_format import manifest_entry, write_manifest
-    from jmoshi_augment.augment.run.output_formats import write_rendering
+    from jmoshi_augment.augment.run.output_formats import finalize, write_rendering
     from jmoshi_augment.augment.run.token_stage import token_stage_for
 
     run_dir = Path(run_dir)
@@ -125,13 +124,7 @@ def reaugment_run(run_dir: Path, recipe: Recipe, out_dir: Path | None = None, *,
         atomic_write_text(unit_path(out_dir, unit.unit), record.to_json())
         done += 1
     entries = [e for r in read_unit_records(out_dir).ordered() for e in r.renderings]
-    if "wav" in formats:
-        write_manifest(out_dir, (manifest_entry(e.id, e.duration) for e in entries))
-    if "jmoshi" in formats:
-        from jmoshi_augment.augment.acoustics.outputs import JMOSHI_VIEWS_DIR
-        from jmoshi_augment.augment.formats.jmoshi_format import finalize_parquet_names
-
-        finalize_parquet_names(out_dir / JMOSHI_VIEWS_DIR / "parquet")
+    finalize(out_dir, entries, formats)  # the manifest and shard names, as a synth run finishes them
     report = {"run": str(run_dir), "views": len(entries), "acoustics": acoustics_summary(entries)}
     atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1))
     return RerunSummary(out_dir, done, resumed, len(entries))
