@@ -29,10 +29,13 @@ COLUMNS = ["pauses / min (8-13)", "shift share > 250 ms (0.40-0.65)", "lapse sha
 
 def row(name: str, folders: list[Path]) -> list[str]:
     stats = list(analyze_paths([f / "data.jsonl" for f in folders]))
-    s = summarize(stats)
-    cues = cues_for_stats(stats)
     edges = np.concatenate([sound_edge_peaks(a[:, ch], sr) for f in folders for w in sorted((f / "audio").glob("*.wav"))
                             for a, sr in [sf.read(w, dtype="float32")] for ch in (0, 1)])
+    return format_row(name, summarize(stats), cues_for_stats(stats), edges)
+
+
+def format_row(name: str, s: dict[str, float], cues: dict[str, dict[str, float]] | None, edges: np.ndarray) -> list[str]:
+    """One table row: the `stats` summary ``s``, the pooled silence cues and the edge peaks."""
     p, g = (cues or {}).get("pauses", {}), (cues or {}).get("gaps", {})
     return [name, f"{s['pauses_per_min']:.1f}", f"{s['shift_share_long_silence']:.2f}", f"{100 * s['lapse_share']:.1f} %",
             f"{s['ipus_per_min']:.1f}", f"{s['within_overlaps_per_min']:.1f}", f"{100 * s['overlapped_share']:.0f} %",
