@@ -12,7 +12,7 @@ from jmoshi_augment.constants import MIX_PEAK_LIMIT
 from jmoshi_augment.corpora import Dialogue, Turn
 from jmoshi_augment.recipe import ScriptConfig, TimingConfig
 
-PINNED_PLAN = "53c106884bdb7d04ee1050fce149849ac3601b668781e1e73e722631851f0161"  # a changed default (recalibration) changes it too
+PINNED_PLAN = "c7fd686a939ca64f3e3a89eb3c6c5b43d960896118e643e29ac1e5c936744227"
 MORA = 0.125  # 8 morae per second (CEJC)
 EDGE = 0.05  # leading and trailing silence of a rendered segment, like a TTS's
 COMMA_PAUSE = 0.25  # silence the fake TTS leaves after a word ending in 、 (OpenJTalk: 0.14-0.37 s)
@@ -233,7 +233,8 @@ def test_an_backchannel_in_the_partners_pause_is_a_short_turn_between_two_gaps()
     on a gap after it. stats then finds no overlap, three speaker changes (two around the backchannel,
     one to B's reply) and A's turn cut into two IPUs; with the share at 0 the same backchannel is a
     within overlap inside A's single IPU."""
-    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.0, interruption_prob=0.0)
+    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.0, interruption_prob=0.0,
+                       backchannel_resume_overlap_prob=0.0)
     script = _two_sentence_script()
     rendered = fake_render(script)
     tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(0))
@@ -255,10 +256,11 @@ def test_an_backchannel_in_the_partners_pause_is_a_short_turn_between_two_gaps()
 
 
 def test_the_partner_may_resume_over_the_tail_of_an_in_pause_backchannel():
-    """The partner's resumption is a speaker change drawn like any other: with overlaps only, A
-    comes back in before B's backchannel ends, which stats reads as a between overlap (the backchannel
-    began in A's silence, so it is not inside A's IPU)."""
-    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=1.0, interruption_prob=0.0, overlap_median=0.1)
+    """The partner's resumption has its own overlap share (backchannel_resume_overlap_prob, not the
+    speaker changes' overlap_prob): at 1, A comes back in before B's backchannel ends, which stats
+    reads as a between overlap (the backchannel began in A's silence, so it is not inside A's IPU)."""
+    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.0, interruption_prob=0.0, overlap_median=0.1,
+                       backchannel_resume_overlap_prob=1.0)
     script = _two_sentence_script("うんうん", 4)
     rendered = fake_render(script)
     tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(1))
@@ -268,7 +270,20 @@ def test_the_partner_may_resume_over_the_tail_of_an_in_pause_backchannel():
     resume = at[1] + rendered[1].words[0].start
     assert resume < backchannel_end
     st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
-    assert WITHIN not in st.overlap_kind.tolist() and len(st.overlap_kind) == 2  # resumption + reply
+    assert WITHIN not in st.overlap_kind.tolist() and len(st.overlap_kind) == 1  # the resumption; B replies after a gap
+
+
+def test_a_backchannel_at_a_clause_comma_stays_inside_the_speech():
+    """Only a sentence end (a completion point) opens a pause for the listener: a backchannel at a
+    clause comma said in a pause would make the silence after an unfinished clause a speaker change."""
+    cfg = TimingConfig(backchannel_in_pause_prob=1.0, overlap_prob=0.0, interruption_prob=0.0)
+    script = _hand_script("うん", 2, (0, 0))  # anchored at 今日は、
+    rendered = fake_render(script)
+    for seed in range(5):
+        tl = plan_timeline(script, rendered, cfg, "A", np.random.default_rng(seed))
+        assert tl.events.get("backchannels_in_pause", 0) == 0 and tl.events["backchannels"] == 1
+        st = analyze(mix(script, rendered, tl, loudness_dbfs=-20.0).audio, SAMPLE_RATE)
+        assert st.overlap_kind.tolist() == [WITHIN] and len(st.gaps) == 1  # the one gap: B's reply
 
 
 def test_timing_options_are_checked():

@@ -26,11 +26,11 @@ What it does, in the terms of the dGSLM events that ``stats`` measures (IPUs bri
   drawn longer than the others with a tail past 1 s; a backchannel anchored at one is said in it,
   the speaker keeping the floor. The segment is cut there at the quietest point between the two
   words, whatever silence the TTS left.
-- **Backchannels in the partner's pause** (a share ``backchannel_in_pause_prob`` of them): the
+- **Backchannels in the partner's pause** (a share ``backchannel_in_pause_prob`` of those anchored
+  at a sentence end, a completion point; at a clause comma they stay inside the speech): the
   partner stops at the anchor, the listener answers in the silence as a short turn of its own,
-  and the partner goes on after it. The partner's silence is then gap + backchannel + gap, so
-  ``stats`` counts two speaker changes and one more IPU where a single pause (or nothing) would
-  have been.
+  and the partner goes on after it, often over its tail. ``stats`` counts two speaker changes
+  and one more IPU where a single pause (or nothing) would have been.
 
 The steps, in order: :func:`_onset` (where a speech segment starts: after the speaker's own
 junction, or after a speaker change), :func:`_place_pieces` (cut it at the TTS's silences and
@@ -168,8 +168,9 @@ def _place_pieces(state: PlanState, i: int, onset: Seconds) -> Seconds:
                 silence = _hold(state, (seg.turn, seg.sentence, j), shift + r.words[j].end)
             elif _after_opening_filler(seg, j):
                 silence = _junction(state, cfg.pause_prob_filler, None, None, by_length=False)
-            else:
-                silence = _junction(state, cfg.pause_prob_clause, (seg.turn, seg.sentence, j), shift + r.words[j].end)
+            else:  # a clause comma: no completion point, so a backchannel there stays inside the speech
+                silence = _junction(state, cfg.pause_prob_clause, (seg.turn, seg.sentence, j), shift + r.words[j].end,
+                                    in_pause=False)
             shift += silence - tts_silence
         state.placements.append(Placement(i, ch, shift + bounds[k], bounds[k], bounds[k + 1]))
         for w in range(word_bounds[k], word_bounds[k + 1]):
@@ -184,11 +185,13 @@ def _junction(
     at: tuple[int, int, int] | None,
     stop: Seconds | None,
     by_length: bool = True,
+    in_pause: bool = True,
 ) -> Seconds:
     """Silence at a junction inside a turn after word ``at`` (turn, sentence, word), where the
     speaker's speech stops at ``stop``; updates the morae run. With ``by_length`` a pause gets
     likelier the longer the speaker has talked since the last one; a junction with a backchannel
-    anchored is always joined, and may be opened for the backchannel to be said in a pause.
+    anchored is always joined, and (``in_pause``: a sentence end) may be opened for the
+    backchannel to be said in a pause.
     Draws the same random numbers whatever the outcome, so one decision never shifts the others."""
     cfg, rng = state.cfg, state.rng
     backchannel = None if at is None else state.anchored.get(at)
@@ -199,7 +202,7 @@ def _junction(
         state.run = 0.0
         return pause
     state.events[PlanEvent.JOINS] += 1
-    if backchannel is None:
+    if backchannel is None or not in_pause:
         return join
     return backchannel_in_pause(state, backchannel, stop, join)
 

@@ -5,7 +5,7 @@ decision never shifts the others (determinism)."""
 
 from __future__ import annotations
 
-from jmoshi_augment.augment.speech.timing_state import PlanEvent, PlanState, sample_clipped, sample_transition
+from jmoshi_augment.augment.speech.timing_state import PlanEvent, PlanState, sample_clipped, sample_resumption
 from jmoshi_augment.augment.text.punctuation import PROSODIC
 from jmoshi_augment.augment.types import Placement, Seconds
 
@@ -25,10 +25,10 @@ def anchored_backchannels(state: PlanState) -> dict[tuple[int, int, int], int]:
 
 def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, silence: Seconds, at_hold: bool = False) -> Seconds:
     """Say ``backchannel`` in a pause of the partner, who stopped speaking at ``stop``: with
-    probability ``backchannel_in_pause_prob`` at a junction (else it stays inside the partner's
-    speech, the junction joined), always at a hold the script planned (the listener fills the
+    probability ``backchannel_in_pause_prob`` at a sentence end (else it stays inside the
+    partner's speech, the junction joined), always at a hold the script planned (the listener fills the
     speaker's planning pause without taking the floor). It starts a gap after ``stop``, and the
-    partner goes on after it with a floor-transfer offset (:func:`sample_transition`); it must
+    partner goes on after it, often over its tail (:func:`sample_resumption`); it must
     stay clear of the listener's own speech, and at a hold it is dropped if it cannot. Returns
     the partner's silence at this junction (``silence`` when the backchannel is not said in it)
     and resets the partner's morae run when the partner stopped for it."""
@@ -37,9 +37,9 @@ def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, sile
     onset_gap = sample_clipped(rng, cfg.backchannel_pause_onset_median, cfg.gap_sigma,
                                cfg.backchannel_pause_onset_min, cfg.backchannel_pause_onset_max)
     speech = r.words[-1].end - r.words[0].start
-    # The partner taking the floor back is a speaker change like any other: a gap, or an overlap
-    # with the backchannel's tail (which then reads as a between overlap, not a within one).
-    resume = sample_transition(rng, cfg, speech)
+    # The partner going on is a speaker change to dGSLM: a gap, or an overlap with the
+    # backchannel's tail (which then reads as a between overlap, not a within one).
+    resume = sample_resumption(rng, cfg, speech)
     start = stop + onset_gap
     end = start + speech
     channel = state.channel(backchannel)
@@ -57,7 +57,7 @@ def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, sile
     state.events[PlanEvent.PAUSES if at_hold else PlanEvent.JOINS] -= 1
     state.events[PlanEvent.BACKCHANNELS_IN_PAUSE] += 1
     state.events[PlanEvent.SPEAKER_CHANGES_IN_PAUSE] += 2
-    state.events[resume.event_after_backchannel] += 1
+    state.events[resume.event] += 1
     state.run = 0.0
     return onset_gap + speech + resume.offset
 

@@ -43,17 +43,14 @@ class PlanEvent:
     SPEAKER_CHANGES_IN_PAUSE: Final = "speaker_changes_in_pause"
     GAPS_AFTER_BACKCHANNEL: Final = "gaps_after_backchannel"
     OVERLAPS_AFTER_BACKCHANNEL: Final = "overlaps_after_backchannel"
-    INTERRUPTIONS_AFTER_BACKCHANNEL: Final = "interruptions_after_backchannel"
 
 
 @dataclass(frozen=True)
 class Transition:
-    """One floor-transfer offset (negative = overlap, positive = gap) and the events it counts,
-    as a speaker change between turns and as the partner's resumption after a backchannel."""
+    """One floor-transfer offset (negative = overlap, positive = gap) and the event it counts."""
 
     offset: Seconds
     event: str
-    event_after_backchannel: str
     lapse: bool = False
 
 
@@ -67,18 +64,33 @@ def sample_transition(rng: np.random.Generator, cfg: TimingConfig, prev_duration
     if u < cfg.interruption_prob:
         # cut in well before the end, but never before the previous speaker has said something
         depth = float(rng.uniform(cfg.interruption_min, cfg.interruption_max))
-        return Transition(-min(depth, cfg.interruption_max_share * prev_duration),
-                          PlanEvent.INTERRUPTIONS, PlanEvent.INTERRUPTIONS_AFTER_BACKCHANNEL)
+        return Transition(-min(depth, cfg.interruption_max_share * prev_duration), PlanEvent.INTERRUPTIONS)
     if u < cfg.interruption_prob + cfg.overlap_prob:
-        depth = min(_lognormal(rng, cfg.overlap_median, cfg.gap_sigma), cfg.overlap_max)
-        return Transition(-min(depth, cfg.overlap_max_share * prev_duration),
-                          PlanEvent.OVERLAPS, PlanEvent.OVERLAPS_AFTER_BACKCHANNEL)
+        return _overlap(rng, cfg, prev_duration, PlanEvent.OVERLAPS)
+    return _gap(rng, cfg, PlanEvent.GAPS)
+
+
+def sample_resumption(rng: np.random.Generator, cfg: TimingConfig, backchannel: Seconds) -> Transition:
+    """Floor-transfer offset of a speaker going on after the listener's backchannel in their
+    pause: over its tail with probability ``backchannel_resume_overlap_prob`` (the speaker kept
+    the floor and only waits to hear it come), else after a gap drawn like any speaker change's.
+    Draws the same random numbers whichever it is."""
+    u = rng.random()
+    over = _overlap(rng, cfg, backchannel, PlanEvent.OVERLAPS_AFTER_BACKCHANNEL)
+    gap = _gap(rng, cfg, PlanEvent.GAPS_AFTER_BACKCHANNEL)
+    return over if u < cfg.backchannel_resume_overlap_prob else gap
+
+
+def _overlap(rng: np.random.Generator, cfg: TimingConfig, prev_duration: Seconds, event: str) -> Transition:
+    depth = min(_lognormal(rng, cfg.overlap_median, cfg.gap_sigma), cfg.overlap_max)
+    return Transition(-min(depth, cfg.overlap_max_share * prev_duration), event)
+
+
+def _gap(rng: np.random.Generator, cfg: TimingConfig, event: str) -> Transition:
     if rng.random() < cfg.lapse_prob:
-        return Transition(sample_clipped(rng, cfg.lapse_median, cfg.gap_sigma, cfg.lapse_min, cfg.lapse_max),
-                          PlanEvent.GAPS, PlanEvent.GAPS_AFTER_BACKCHANNEL, lapse=True)
+        return Transition(sample_clipped(rng, cfg.lapse_median, cfg.gap_sigma, cfg.lapse_min, cfg.lapse_max), event, lapse=True)
     median = cfg.gap_long_median if rng.random() < cfg.gap_long_prob else cfg.gap_short_median
-    return Transition(max(cfg.min_gap, _lognormal(rng, median, cfg.gap_sigma)),
-                      PlanEvent.GAPS, PlanEvent.GAPS_AFTER_BACKCHANNEL)
+    return Transition(max(cfg.min_gap, _lognormal(rng, median, cfg.gap_sigma)), event)
 
 
 def sample_pause(rng: np.random.Generator, cfg: TimingConfig) -> Seconds:
