@@ -26,9 +26,9 @@ def anchored_backchannels(state: PlanState) -> dict[tuple[int, int, int], int]:
 def backchannel_in_pause(state: PlanState, backchannel: int, stop: Seconds, silence: Seconds, at_hold: bool = False) -> Seconds:
     """Say ``backchannel`` in a pause of the partner, who stopped speaking at ``stop``: with
     probability ``backchannel_in_pause_prob`` at a sentence end (else it stays inside the
-    partner's speech, the junction joined), always at a hold the script planned (the listener fills the
-    speaker's planning pause without taking the floor). It starts a gap after ``stop``, and the
-    partner goes on after it, often over its tail (:func:`sample_resumption`); it must
+    partner's speech, the junction joined), always at a hold the script planned (the listener
+    fills the speaker's planning pause without taking the floor). It starts a gap after
+    ``stop``, and the partner goes on after it, often over its tail (:func:`sample_resumption`); it must
     stay clear of the listener's own speech, and at a hold it is dropped if it cannot. Returns
     the partner's silence at this junction (``silence`` when the backchannel is not said in it)
     and resets the partner's morae run when the partner stopped for it."""
