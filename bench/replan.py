@@ -2,7 +2,8 @@
 `bench/bench_holds.py` for recipe variants, each dialogue synthesised through the real
 ``synthesize_dialogue`` (script, voices, plan, mix) with the backend's segment renders kept in a
 disk cache. A variant that changes only ``timing.*`` keys re-renders nothing; one that changes the
-script re-renders only the segments whose text or voice changed.
+script re-renders only the segments whose text or voice changed. The cache knows the backend's
+name and options, not its package version: delete it (``--cache``) after upgrading a TTS package.
 
     .venv/bin/python bench/replan.py recipes/sample.yaml --seeds 0,1 \\
         --variant "shipped:" --variant "fewer:timing.backchannel_in_pause_prob=0.3"
@@ -103,7 +104,13 @@ def _seeds(spec: str) -> list[int]:
 
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
-    return {k.strip(): yaml.safe_load(v) for k, _, v in (p.partition("=") for p in pairs if p.strip())}
+    out = {}
+    for pair in filter(str.strip, pairs):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"replan.py: expected KEY=VALUE (e.g. timing.overlap_prob=0.4), got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def main() -> None:
