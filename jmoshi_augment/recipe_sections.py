@@ -215,8 +215,8 @@ class TimingConfig(_Section, HoldTimingKeys):  # hold_pause_*, lapse_* and edge_
     # tail; otherwise after a gap drawn like any speaker change's (the gap mixture above). dGSLM
     # counts that gap as a speaker change whose silence follows no sentence end: this share is
     # calibrated so that at least 80 % of the gaps follow one (issue 26) with the kokoro voices
-    # (0.6 measured 76 % on the jdaily fixture, 0.7 78-90 % elsewhere; bench/RESULTS.md,
-    # "Turn-taking, issue 26").
+    # (0.7 measured 86-91 % on the sample and three fixtures, 78 % on jdaily, whose recipe takes
+    # 0.8; bench/RESULTS.md, "Turn-taking, issue 26").
     backchannel_resume_overlap_prob: float = Field(0.7, ge=0, le=1, description="Share of resumptions after an in-pause backchannel that overlap its tail.")
 
     lead_in: float = Field(0.3, ge=0, description="Silence before the first word, s.")
