@@ -61,8 +61,14 @@ class HoldTimingKeys(BaseModel):
 
     @model_validator(mode="after")
     def _check_holds(self) -> "HoldTimingKeys":
-        if not self.hold_pause_min <= self.hold_pause_median <= self.hold_pause_max:
-            raise ValueError("need hold_pause_min <= hold_pause_median <= hold_pause_max")
-        if not self.lapse_min <= self.lapse_median <= self.lapse_max:
-            raise ValueError("need lapse_min <= lapse_median <= lapse_max")
+        check_min_median_max(self, "hold_pause", "lapse")
         return self
+
+
+def check_min_median_max(keys: BaseModel, *names: str) -> None:
+    """Each clipped log-normal's ``NAME_min <= NAME_median <= NAME_max``, checked in order; the
+    first that fails raises the ValueError pydantic reports against the section."""
+    for name in names:
+        low, median, high = (getattr(keys, f"{name}_{end}") for end in ("min", "median", "max"))
+        if not low <= median <= high:
+            raise ValueError(f"need {name}_min <= {name}_median <= {name}_max")

@@ -10,7 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jmoshi_augment.constants import TEXT_IDS
-from jmoshi_augment.recipe_pauses import HoldScriptKeys, HoldTimingKeys
+from jmoshi_augment.recipe_pauses import HoldScriptKeys, HoldTimingKeys, check_min_median_max
 
 
 class _Section(BaseModel):
@@ -224,10 +224,7 @@ class TimingConfig(_Section, HoldTimingKeys):  # hold_pause_*, lapse_* and edge_
 
     @model_validator(mode="after")
     def _check(self) -> "TimingConfig":
-        if not self.backchannel_delay_min <= self.backchannel_delay_median <= self.backchannel_delay_max:
-            raise ValueError("need backchannel_delay_min <= backchannel_delay_median <= backchannel_delay_max")
-        if not self.backchannel_pause_onset_min <= self.backchannel_pause_onset_median <= self.backchannel_pause_onset_max:
-            raise ValueError("need backchannel_pause_onset_min <= backchannel_pause_onset_median <= backchannel_pause_onset_max")
+        check_min_median_max(self, "backchannel_delay", "backchannel_pause_onset")
         if self.gap_short_median > self.gap_long_median:
             raise ValueError("gap_short_median must not exceed gap_long_median")
         if self.join_silence_min > self.join_silence_max:
@@ -236,8 +233,7 @@ class TimingConfig(_Section, HoldTimingKeys):  # hold_pause_*, lapse_* and edge_
             raise ValueError("join_silence_max must stay under the 200 ms IPU threshold")
         if self.interruption_min > self.interruption_max:
             raise ValueError("interruption_min must not exceed interruption_max")
-        if not self.pause_min <= self.pause_median <= self.pause_max:
-            raise ValueError("need pause_min <= pause_median <= pause_max")
+        check_min_median_max(self, "pause")
         return self
 
 
