@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 
 from jmoshi_augment.augment.analysis.onsets import sound_edge_peaks
-from jmoshi_augment.augment.analysis.silence_cues import cues_before, label_words, pool_cues
+from jmoshi_augment.augment.analysis.silence_cues import dialogue_cues, pool_cues
 from jmoshi_augment.augment.analysis.stats import analyze, summarize
 from jmoshi_augment.augment.run.synthesize import synthesize_dialogue
 from jmoshi_augment.augment.run.units import filtered_dialogues
@@ -89,8 +89,8 @@ def _measure(task: tuple[str, dict[str, Any], Path]) -> list[tuple[Any, dict[str
     for dialogue in filtered_dialogues(recipe, SkipCounts(), Counter()):
         for r in synthesize_dialogue(dialogue, recipe, _state["backend"]).renderings:
             stats = analyze(r.audio, SAMPLE_RATE, name=r.id)
-            words = label_words([(w.word, w.start, w.end, w.channel) for w in r.words], r.script, r.speaker_map)
-            cues = {"pauses": cues_before(stats.pauses, words), "gaps": cues_before(stats.gaps, words)}
+            alignments = [(w.word, w.start, w.end, w.channel) for w in r.words]
+            cues = dialogue_cues(stats, alignments, r.script, r.speaker_map)
             edges = np.concatenate([sound_edge_peaks(r.audio[ch], SAMPLE_RATE) for ch in (0, 1)])
             out.append((stats, cues, edges, Counter(r.planned)))
     return out
@@ -131,13 +131,11 @@ def main() -> None:
         for name, overrides in variants:
             tasks = [(args.recipe, {**overrides, "seed": s}, args.cache) for s in _seeds(args.seeds)]
             per = [x for part in pool.map(_measure, tasks) for x in part]
-            stats = [p[0] for p in per]
-            row = format_row(name or "shipped", summarize(stats), pool_cues([p[1] for p in per]),
-                             np.concatenate([p[2] for p in per]))
+            cues = pool_cues([p[1] for p in per])
+            row = format_row(name or "shipped", summarize([p[0] for p in per]), cues, np.concatenate([p[2] for p in per]))
             print("| " + " | ".join(row) + " |", flush=True)
             if args.cues:
-                cues = pool_cues([p[1] for p in per]) or {}
-                for kind, shares in cues.items():
+                for kind, shares in (cues or {}).items():
                     print(f"    {kind}: " + ", ".join(f"{c} {100 * v:.0f} %" for c, v in shares.items() if c != "n"), flush=True)
                 planned = sum((p[3] for p in per), Counter())
                 print("    planned: " + ", ".join(f"{k} {v}" for k, v in sorted(planned.items())), flush=True)

@@ -107,9 +107,11 @@ def cues_before(silences: np.ndarray, words: list[tuple[float, int, str]]) -> Co
     return out
 
 
-def dialogue_cues(stats: DialogueStats, alignments: Sequence[Sequence[Any]], entry: "RenderingEntry") -> dict[str, Counter]:
-    """Cue counts for the pauses and the gaps of one rendering (``entry``: its unit-record entry)."""
-    words = label_words(alignments, entry.script, entry.speaker_map)
+def dialogue_cues(stats: DialogueStats, alignments: Sequence[Sequence[Any]], script: Sequence[Sequence[Any]],
+                  speaker_map: dict[str, str]) -> dict[str, Counter]:
+    """Cue counts for the pauses and the gaps of one rendering, from its word timings and script
+    (a unit-record entry's, or a :class:`~jmoshi_augment.augment.types.RenderedDialogue`'s)."""
+    words = label_words(alignments, script, speaker_map)
     return {"pauses": cues_before(stats.pauses, words), "gaps": cues_before(stats.gaps, words)}
 
 
@@ -137,7 +139,7 @@ def cues_for_rendering(stats: DialogueStats, run_dir: Path, rendering_id: str,
         alignments = read_alignments(alignment)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return dialogue_cues(stats, alignments, entry)
+    return dialogue_cues(stats, alignments, entry.script, entry.speaker_map)
 
 
 def cues_for_stats(stats: Iterable[DialogueStats], run_dir: Path | None = None) -> dict[str, dict[str, float]] | None:
