@@ -38,3 +38,15 @@ def test_bench_script_imports(script: Path, monkeypatch):
 def test_gpu_suite_script_parses():
     for script in BENCH.glob("*.sh"):
         subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_replan_refuses_a_malformed_override(monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))  # replan.py puts bench/ on the path
+    spec = importlib.util.spec_from_file_location("bench_smoke_replan_overrides", BENCH / "replan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module._overrides(["timing.overlap_prob=0.4", " "]) == {"timing.overlap_prob": 0.4}
+    with pytest.raises(SystemExit, match=r"expected KEY=VALUE \(e\.g\. timing\.overlap_prob=0\.4\), got 'timing'"):
+        module._overrides(["timing"])
+    with pytest.raises(SystemExit, match="got '=0.4'"):
+        module._overrides(["=0.4"])
